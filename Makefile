@@ -1,0 +1,73 @@
+# gridwatch: `make demo` and `make test` set everything up on a fresh Debian machine with Python 3.11.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SHARED := $(abspath ../shared)
+export GRIDWATCH_MODEL_MIRROR ?= $(if $(wildcard $(SHARED)/models),$(SHARED)/models,)
+export GRIDWATCH_MEDIA_MIRROR ?= $(if $(wildcard $(SHARED)/media),$(SHARED)/media,)
+DEMO_MEDIA := var/media
+DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+        gstreamer1.0-plugins-bad chromium
+APT := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
+
+.PHONY: help setup sysdeps models media demo test lint typecheck unit bench clean
+
+help:
+	@echo "make demo   - set up and run gridwatch on the demo cameras (alert wall on http://127.0.0.1:8000)"
+	@echo "make test   - set up and run lint, type checks and the test suite"
+	@echo "make bench  - run the benchmarks (bench/)"
+
+$(BIN)/gridwatch: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --no-deps 'ultralytics>=8.3'  # only for bus.jpg / zidane.jpg in tests
+	touch $@
+
+setup: $(BIN)/gridwatch
+
+# Debian packages: the GStreamer RTSP server (tests' cameras) and Chromium (alert wall tests)
+sysdeps:
+	@if ! /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import GstRtspServer' 2>/dev/null \
+	   || ! command -v chromium >/dev/null; then \
+	  echo "installing Debian packages: $(DEBS)"; \
+	  $(APT) update -qq && $(APT) install -y -qq --no-install-recommends $(DEBS) >/dev/null; \
+	fi
+
+models: setup
+	$(BIN)/gridwatch models fetch yolox-nano
+
+media: setup
+	@mkdir -p $(DEMO_MEDIA)
+	@if [ -n "$(GRIDWATCH_MEDIA_MIRROR)" ] && [ -f "$(GRIDWATCH_MEDIA_MIRROR)/vtest_h264.mp4" ]; then \
+	  ln -sf "$(GRIDWATCH_MEDIA_MIRROR)/vtest_h264.mp4" $(DEMO_MEDIA)/vtest_h264.mp4; \
+	elif [ ! -f $(DEMO_MEDIA)/vtest_h264.mp4 ]; then \
+	  $(APT) update -qq && cd $(DEMO_MEDIA) && apt-get download opencv-doc && \
+	  dpkg-deb --fsys-tarfile opencv-doc_*.deb | tar -x --strip-components=7 ./usr/share/doc/opencv-doc/examples/data/vtest.avi && \
+	  rm -f opencv-doc_*.deb && cd - >/dev/null && \
+	  $(BIN)/python scripts/encode_h264.py $(DEMO_MEDIA)/vtest.avi $(DEMO_MEDIA)/vtest_h264.mp4; \
+	fi
+
+demo: setup models media
+	@echo "alert wall: http://127.0.0.1:8000"
+	GRIDWATCH_DEMO_MEDIA=$(abspath $(DEMO_MEDIA)) $(BIN)/gridwatch run --config configs/demo
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+typecheck: setup
+	$(BIN)/mypy core ingest detectors rules intake api gridwatch
+
+unit: setup sysdeps
+	$(BIN)/pytest -q
+
+test: lint typecheck unit
+
+bench: setup models
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,80 @@
+"""Event and evidence records: the versioned schema that crosses process and network boundaries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Severity(StrEnum):
+    info = "info"
+    minor = "minor"
+    major = "major"
+    critical = "critical"
+
+
+class EventState(StrEnum):
+    open = "open"
+    update = "update"
+    close = "close"
+
+
+class Box(BaseModel):
+    """One detection drawn on the evidence: source pixels."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    label: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    in_zone: bool = False
+
+
+class Evidence(BaseModel):
+    """A stored object: `key` is the content hash plus extension."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str = Field(pattern=r"^[0-9a-f]{64}\.(jpg|png)$")
+    kind: Literal["frame", "annotated"]
+    content_type: Literal["image/jpeg", "image/png"]
+    sha256: Sha256
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    boxes: list[Box] = Field(default_factory=list)
+
+
+class Event(BaseModel):
+    """An auto-captured event. `source` is the camera's sanitised address, never with credentials."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    id: str = Field(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$")
+    rule_id: str
+    rule_kind: str
+    camera_id: str
+    camera_name: str = ""
+    zone: str | None = None
+    category: str = ""
+    severity: Severity = Severity.minor
+    state: EventState = EventState.open
+    first_seen: datetime
+    last_seen: datetime
+    count: int = Field(default=0, ge=0)
+    reason: str = ""
+    grid_code: str = ""
+    lon: float | None = None
+    lat: float | None = None
+    model: str = ""
+    evidence: list[Evidence] = Field(default_factory=list)

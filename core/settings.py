@@ -1,0 +1,78 @@
+"""Settings: built once by the entry point from `settings.yaml` in the config folder and `GRIDWATCH_*` variables.
+
+Environment variables win over the file (`GRIDWATCH_PATROL__MAX_IN_FLIGHT=8`). Nothing here is read at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class DetectorSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "yolox-nano"
+    providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
+    intra_op_threads: int = Field(default=1, ge=1, le=64)
+    conf_threshold: float = Field(default=0.35, gt=0, lt=1)
+    nms_iou: float = Field(default=0.45, gt=0, lt=1)
+
+
+class PatrolSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_in_flight: int = Field(default=4, ge=1, le=1024)
+    open_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    read_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    keyframe_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    backoff_base_s: float = Field(default=5.0, gt=0)
+    backoff_max_s: float = Field(default=600.0, gt=0)
+    offline_after_failures: int = Field(default=3, ge=1)
+    rules_poll_s: float = Field(default=2.0, gt=0)
+
+
+class EvidenceSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    jpeg_quality: int = Field(default=85, ge=30, le=100)
+
+
+class ApiSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GRIDWATCH_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    data_dir: Path = Path("var")
+    models_dir: Path = Path("models")
+    model_mirror: str | None = None
+    detector: DetectorSettings = Field(default_factory=DetectorSettings)
+    patrol: PatrolSettings = Field(default_factory=PatrolSettings)
+    evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # the environment overrides the file, which arrives as init kwargs
+        return env_settings, init_settings
+
+    @classmethod
+    def from_file_data(cls, data: dict[str, Any]) -> Settings:
+        return cls(**data)

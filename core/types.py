@@ -1,0 +1,110 @@
+"""Hot-path types passed between packages inside one process.
+
+Detections follow the struct-of-arrays shape: every field is a numpy array of the same length, and a
+boolean mask or an index array selects a subset of all fields at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float32]
+IntArray = NDArray[np.int64]
+Image = NDArray[np.uint8]
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded picture from one camera. `source` never carries credentials."""
+
+    camera_id: str
+    seq: int
+    captured_at: datetime
+    monotonic: float
+    image: Image
+    source: str
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Detections:
+    """Boxes in source pixels: `xyxy (n,4)`, `confidence (n,)`, `class_id (n,)`, optional `track_id (n,)`."""
+
+    xyxy: FloatArray
+    confidence: FloatArray
+    class_id: IntArray
+    track_id: IntArray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.xyxy)
+        if self.xyxy.shape != (n, 4):
+            raise ValueError(f"xyxy must have shape (n, 4), got {self.xyxy.shape}")
+        if self.confidence.shape != (n,) or self.class_id.shape != (n,):
+            raise ValueError(
+                f"confidence and class_id must have shape ({n},), "
+                f"got {self.confidence.shape} and {self.class_id.shape}"
+            )
+        if self.track_id is not None and self.track_id.shape != (n,):
+            raise ValueError(f"track_id must have shape ({n},), got {self.track_id.shape}")
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(
+            xyxy=np.zeros((0, 4), np.float32),
+            confidence=np.zeros((0,), np.float32),
+            class_id=np.zeros((0,), np.int64),
+        )
+
+    @classmethod
+    def merge(cls, parts: Sequence[Detections]) -> Detections:
+        if not parts:
+            return cls.empty()
+        tracks = [p.track_id for p in parts]
+        track_id = None if any(t is None for t in tracks) else np.concatenate(tracks)  # type: ignore[arg-type]
+        return cls(
+            xyxy=np.concatenate([p.xyxy for p in parts]).astype(np.float32, copy=False),
+            confidence=np.concatenate([p.confidence for p in parts]).astype(np.float32, copy=False),
+            class_id=np.concatenate([p.class_id for p in parts]).astype(np.int64, copy=False),
+            track_id=track_id,
+        )
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    def __getitem__(self, index: NDArray[np.bool_] | IntArray) -> Detections:
+        return Detections(
+            xyxy=self.xyxy[index],
+            confidence=self.confidence[index],
+            class_id=self.class_id[index],
+            track_id=None if self.track_id is None else self.track_id[index],
+        )
+
+    @property
+    def area(self) -> FloatArray:
+        wh = np.clip(self.xyxy[:, 2:] - self.xyxy[:, :2], 0, None)
+        return (wh[:, 0] * wh[:, 1]).astype(np.float32)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What one rule concluded about one frame of one camera."""
+
+    rule_id: str
+    camera_id: str
+    fired: bool
+    zone: str | None = None
+    subjects: IntArray = field(default_factory=lambda: np.zeros((0,), np.int64))
+    measures: dict[str, float] = field(default_factory=dict)
+    reason: str = ""

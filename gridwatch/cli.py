@@ -1,0 +1,91 @@
+"""The `gridwatch` command: the one entry point that configures logging and wires the packages together."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from core.errors import ConfigError, GridwatchError
+from core.redact import RedactingFilter
+from gridwatch.modelstore import fetch_model
+from gridwatch.runtime import load_settings, run_forever
+from rules.loader import check_rule_files
+
+logger = logging.getLogger("gridwatch")
+
+
+def _configure_logging(level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    logging.getLogger("libav").setLevel(logging.ERROR)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config, host=args.host, port=args.port)
+    run_forever(args.config, settings)
+    return 0
+
+
+def _cmd_models_fetch(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config) if args.config else load_settings(None)
+    mirror = args.mirror or settings.model_mirror
+    path = fetch_model(settings.models_dir / f"{args.name}.yaml", settings.models_dir, mirror)
+    print(f"{args.name}: {path} (sha256 verified)")
+    return 0
+
+
+def _cmd_rules_check(args: argparse.Namespace) -> int:
+    problems = check_rule_files([Path(p) for p in args.paths])
+    for line in problems:
+        print(line)
+    if problems:
+        return 1
+    print(f"ok: {', '.join(args.paths)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gridwatch", description=__doc__)
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run patrol, detection, rules, intake and the alert wall in one process")
+    run.add_argument("--config", type=Path, required=True, help="folder with cameras.yaml and rules/*.yaml")
+    run.add_argument("--host", default=None)
+    run.add_argument("--port", type=int, default=None)
+    run.set_defaults(func=_cmd_run)
+
+    models = sub.add_parser("models", help="model weights").add_subparsers(dest="models_command", required=True)
+    fetch = models.add_parser("fetch", help="copy weights from the mirror or upstream and check their sha256")
+    fetch.add_argument("name", help="manifest name, e.g. yolox-nano (models/NAME.yaml)")
+    fetch.add_argument("--mirror", default=None, help="directory or base URL (default: GRIDWATCH_MODEL_MIRROR)")
+    fetch.add_argument("--config", type=Path, default=None)
+    fetch.set_defaults(func=_cmd_models_fetch)
+
+    rules = sub.add_parser("rules", help="rule files").add_subparsers(dest="rules_command", required=True)
+    check = rules.add_parser("check", help="validate rule files; exit 1 with file:line:col per problem")
+    check.add_argument("paths", nargs="+")
+    check.set_defaults(func=_cmd_rules_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.log_level)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        return 2
+    except GridwatchError as exc:
+        print(f"gridwatch: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code

@@ -1,0 +1,171 @@
+"""The composition root for `gridwatch run`: settings, stores, detector, rules, patrol and the API, in order."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+from pydantic import ValidationError
+
+from api.app import ApiDeps, create_app
+from core.clock import SystemClock
+from core.errors import ConfigError
+from core.settings import Settings
+from core.yamlconf import load_yaml_text, validation_problems
+from detectors.detector import Detector
+from detectors.session import create_session
+from gridwatch import __version__
+from gridwatch.modelstore import resolve_model
+from ingest.cameras import load_cameras
+from ingest.grabber import Grabber, GrabTimeouts
+from ingest.patrol import Patrol
+from ingest.scheduler import BackoffPolicy, InProcessScheduler
+from ingest.visit import VisitPipeline
+from intake.bus import EventBus
+from intake.evidence import EvidenceStore
+from intake.sink import IntakeSink
+from intake.store import EventStore
+from rules.engine import RuleEngine
+from rules.lifecycle import EventGate
+from rules.reload import RuleReloader
+
+logger = logging.getLogger(__name__)
+
+
+def load_settings(config_dir: Path | None, host: str | None = None, port: int | None = None) -> Settings:
+    """`settings.yaml` from the config folder (optional), overridden by GRIDWATCH_* variables and flags."""
+    data: dict[str, object] = {}
+    node = None
+    path = config_dir / "settings.yaml" if config_dir else None
+    if path is not None and path.exists():
+        raw, node = load_yaml_text(path.read_text(encoding="utf-8"), str(path))
+        if raw is not None and not isinstance(raw, dict):
+            raise ConfigError([f"{path}:1:1: (top): expected a mapping"])
+        data = raw or {}
+    try:
+        settings = Settings(**data)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(validation_problems(exc, node, str(path or "settings"))) from None
+    if host is not None:
+        settings.api.host = host
+    if port is not None:
+        settings.api.port = port
+    return settings
+
+
+class RulesHolder:
+    """The running rule engine; a changed rule folder is recompiled, a bad one keeps the last good engine."""
+
+    def __init__(self, rules_dir: Path, labels: list[str]) -> None:
+        self._dir, self._labels = rules_dir, labels
+        self._reloader = RuleReloader()
+        problems = self._reloader.reload([rules_dir])
+        if problems:
+            raise ConfigError(problems)
+        self._engine = RuleEngine(self._reloader.current, labels)
+        self._digest = self._reloader.current.digest
+        self.errors: list[str] = []
+
+    def engine(self) -> RuleEngine:
+        return self._engine
+
+    def poll(self) -> None:
+        problems = self._reloader.reload([self._dir])
+        if problems:
+            if problems != self.errors:
+                logger.error("rules not reloaded, the last good rules keep running:\n%s", "\n".join(problems))
+            self.errors = problems
+            return
+        current = self._reloader.current
+        if current.digest == self._digest:
+            self.errors = []
+            return
+        try:
+            engine = RuleEngine(current, self._labels)
+        except ConfigError as exc:
+            self.errors = exc.problems
+            return
+        self._engine, self._digest, self.errors = engine, current.digest, []
+        logger.info("rules reloaded: %d rules", len(current.rules))
+
+    def status(self) -> dict[str, object]:
+        return {"rules": len(self._reloader.current.rules), "errors": self.errors}
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    patrol: Patrol
+    rules: RulesHolder
+    store: EventStore
+    bus: EventBus
+    app: FastAPI
+    stop_event: threading.Event
+
+    def start(self) -> None:
+        self.patrol.start()
+        threading.Thread(target=self._poll_rules, name="rules-reload", daemon=True).start()
+
+    def _poll_rules(self) -> None:
+        while not self.stop_event.wait(self.settings.patrol.rules_poll_s):
+            self.rules.poll()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.patrol.stop()
+        self.bus.close()
+        self.store.close()
+
+    def health(self) -> dict[str, object]:
+        return {**self.patrol.health(), "rules": self.rules.status()}
+
+
+def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
+    cameras = load_cameras(config_dir / "cameras.yaml")
+    manifest, weights = resolve_model(settings.models_dir, settings.detector.model)
+    det = settings.detector
+    session = create_session(weights, det.providers, det.intra_op_threads)
+    detector = Detector(session, manifest, conf_threshold=det.conf_threshold, nms_iou=det.nms_iou)
+    rules = RulesHolder(config_dir / "rules", detector.labels)
+
+    data = settings.data_dir
+    data.mkdir(parents=True, exist_ok=True)
+    store, evidence, bus = EventStore(data / "events.sqlite3"), EvidenceStore(data / "evidence"), EventBus()
+    clock = SystemClock()
+    p = settings.patrol
+    grabber = Grabber(GrabTimeouts(open_s=p.open_timeout_s, read_s=p.read_timeout_s, keyframe_s=p.keyframe_timeout_s))
+    pipeline = VisitPipeline(
+        grabber=grabber,
+        detector=detector,
+        engine=rules.engine,
+        gate=EventGate(),
+        sink=IntakeSink(store, evidence, bus),
+        clock=clock,
+        jpeg_quality=settings.evidence.jpeg_quality,
+    )
+    backoff = BackoffPolicy(base_s=p.backoff_base_s, max_s=p.backoff_max_s, offline_after=p.offline_after_failures)
+    scheduler = InProcessScheduler(cameras, clock.monotonic, backoff)
+    patrol = Patrol(scheduler, pipeline, workers=p.max_in_flight)
+    runtime_ref: list[Runtime] = []
+    app = create_app(
+        ApiDeps(store=store, evidence=evidence, bus=bus, health=lambda: runtime_ref[0].health(), version=__version__)
+    )
+    runtime = Runtime(settings, patrol, rules, store, bus, app, threading.Event())
+    runtime_ref.append(runtime)
+    logger.info("%d cameras, %d rules, model %s", len(cameras), len(rules.engine().ruleset.rules), manifest.name)
+    return runtime
+
+
+def run_forever(config_dir: Path, settings: Settings) -> None:
+    runtime = build_runtime(config_dir, settings)
+    runtime.start()
+    host, port = settings.api.host, settings.api.port
+    logger.info("alert wall on http://%s:%d", host, port)
+    try:
+        uvicorn.run(runtime.app, host=host, port=port, log_level="warning")
+    finally:
+        runtime.stop()

@@ -1,0 +1,100 @@
+"""The camera registry: `cameras.yaml`, validated row by row.
+
+```yaml
+cameras:
+  - id: cam-01
+    name: 东门人行道
+    url: rtsp://admin:${CAM01_PASSWORD}@10.1.2.3:554/Streaming/Channels/102
+    grid_code: "310101001001"
+    lon: 121.4737
+    lat: 31.2304
+```
+`${VAR}` in a URL is taken from the environment when the file is loaded, so passwords need not live in the
+file. A malformed row is reported as `file:line:col: cameras[3].url: message`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from core.errors import ConfigError
+from core.redact import sanitize_url
+from core.yamlconf import load_yaml_text, mark_of, node_at, validation_problems
+
+CameraId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+_SCHEMES = ("rtsp://", "rtsps://", "file://")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class Camera(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: CameraId
+    name: str = ""
+    url: str = Field(repr=False)
+    grid_code: str = Field(default="", pattern=r"^[0-9]{0,24}$")
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    enabled: bool = True
+    revisit_s: float = Field(default=60.0, gt=0, le=86_400)
+    priority: int = Field(default=0, ge=0, le=9)
+    mode: Literal["keyframe"] = "keyframe"
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        if not url.startswith(_SCHEMES):
+            raise ValueError(f"url must start with one of {', '.join(_SCHEMES)}, got {sanitize_url(url)!r}")
+        return url
+
+    @property
+    def safe_url(self) -> str:
+        """The address without credentials: the only form that may be logged or shown."""
+        return sanitize_url(self.url)
+
+
+class CameraFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cameras: list[Camera]
+
+
+def _expand_env(text: str, path: str) -> str:
+    missing = sorted({m.group(1) for m in _ENV_REF.finditer(text) if m.group(1) not in os.environ})
+    if missing:
+        raise ConfigError([f"{path}:1:1: environment variable(s) not set: {', '.join(missing)}"])
+    return _ENV_REF.sub(lambda m: os.environ[m.group(1)], text)
+
+
+def parse_cameras(text: str, path: str) -> list[Camera]:
+    data, node = load_yaml_text(text, path)
+    if isinstance(data, dict) and isinstance(data.get("cameras"), list):
+        for row in data["cameras"]:
+            if isinstance(row, dict) and isinstance(row.get("url"), str):
+                row["url"] = _expand_env(row["url"], path)
+    try:
+        cameras = CameraFile.model_validate(data if data is not None else {}).cameras
+    except ValidationError as exc:
+        raise ConfigError(validation_problems(exc, node, path)) from None
+    problems, seen = [], set()
+    for index, cam in enumerate(cameras):
+        if cam.id in seen and node is not None:
+            line, col = mark_of(node_at(node, ("cameras", index, "id")))
+            problems.append(f"{path}:{line}:{col}: cameras[{index}].id: camera id {cam.id!r} appears more than once")
+        seen.add(cam.id)
+    if problems:
+        raise ConfigError(problems)
+    return cameras
+
+
+def load_cameras(path: Path) -> list[Camera]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}:1:1: cannot read: {exc.strerror}"]) from None
+    return parse_cameras(text, str(path))
