@@ -71,8 +71,8 @@ class Detections:
     def merge(cls, parts: Sequence[Detections]) -> Detections:
         if not parts:
             return cls.empty()
-        tracks = [p.track_id for p in parts]
-        track_id = None if any(t is None for t in tracks) else np.concatenate(tracks)  # type: ignore[arg-type]
+        tracks = [p.track_id for p in parts if p.track_id is not None]
+        track_id: IntArray | None = np.concatenate(tracks) if len(tracks) == len(parts) else None
         return cls(
             xyxy=np.concatenate([p.xyxy for p in parts]).astype(np.float32, copy=False),
             confidence=np.concatenate([p.confidence for p in parts]).astype(np.float32, copy=False),
@@ -94,7 +94,8 @@ class Detections:
     @property
     def area(self) -> FloatArray:
         wh = np.clip(self.xyxy[:, 2:] - self.xyxy[:, :2], 0, None)
-        return (wh[:, 0] * wh[:, 1]).astype(np.float32)
+        area: FloatArray = (wh[:, 0] * wh[:, 1]).astype(np.float32)
+        return area
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,96 @@
+"""`Detector`: one ONNX session plus its family's pre/post-processing, images in, Detections out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import onnxruntime
+
+from core.errors import ModelError
+from core.types import Detections, Image
+from detectors.family import ModelFamily
+from detectors.manifest import ModelManifest
+from detectors.ssd import SsdFamily
+from detectors.yolox import YoloxFamily
+
+logger = logging.getLogger(__name__)
+
+FAMILIES: dict[str, Callable[[ModelManifest], ModelFamily]] = {
+    "yolox": YoloxFamily,
+    "ssd": SsdFamily,
+}
+
+
+def _check_input_shape(shape: Sequence[object], family: ModelFamily, manifest: ModelManifest) -> None:
+    """Static height and width in the graph must agree with the manifest's input size."""
+    if len(shape) != 4:
+        raise ModelError(f"model {manifest.name}: input has shape {list(shape)}, expected 4 dimensions")
+    height, width = (shape[2], shape[3]) if family.layout == "NCHW" else (shape[1], shape[2])
+    want_w, want_h = manifest.input_size
+    if (isinstance(width, int) and width != want_w) or (isinstance(height, int) and height != want_h):
+        raise ModelError(
+            f"model {manifest.name}: graph input is {width}x{height}, "
+            f"manifest input_size is {want_w}x{want_h}"
+        )
+
+
+class Detector:
+    """Runs one model on BGR uint8 images. Holds no per-call state, so threads may share one instance."""
+
+    def __init__(
+        self,
+        session: onnxruntime.InferenceSession,
+        manifest: ModelManifest,
+        *,
+        conf_threshold: float = 0.35,
+        nms_iou: float = 0.45,
+    ) -> None:
+        factory = FAMILIES.get(manifest.family)
+        if factory is None:
+            raise ModelError(
+                f"model {manifest.name}: no decoder for family {manifest.family!r}; known: {sorted(FAMILIES)}"
+            )
+        self._session = session
+        self._manifest = manifest
+        self._family = factory(manifest)
+        self._conf_threshold = conf_threshold
+        self._nms_iou = nms_iou
+        model_input = session.get_inputs()[0]
+        _check_input_shape(model_input.shape, self._family, manifest)
+        self._input_name: str = model_input.name
+        self._output_names: list[str] = [o.name for o in session.get_outputs()]
+        self.dynamic_batch: bool = not isinstance(model_input.shape[0], int)
+        if manifest.dynamic_batch and not self.dynamic_batch:
+            logger.warning(
+                "model %s: manifest says dynamic_batch but the graph's batch axis is fixed", manifest.name
+            )
+
+    @property
+    def name(self) -> str:
+        return self._manifest.name
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self._manifest.labels)
+
+    @property
+    def manifest(self) -> ModelManifest:
+        return self._manifest
+
+    def detect(self, image: Image) -> Detections:
+        """Detections on one BGR uint8 HxWx3 image, boxes in its pixels, best confidence first."""
+        return self._run([image])[0]
+
+    def detect_batch(self, images: Sequence[Image]) -> list[Detections]:
+        """One Detections per image: a single run when the batch axis is dynamic, else image by image."""
+        if not images:
+            return []
+        if self.dynamic_batch:
+            return self._run(images)
+        return [self._run([image])[0] for image in images]
+
+    def _run(self, images: Sequence[Image]) -> list[Detections]:
+        tensor, maps = self._family.preprocess(images)
+        outputs = self._session.run(self._output_names, {self._input_name: tensor})
+        return self._family.postprocess(outputs, maps, self._conf_threshold, self._nms_iou)

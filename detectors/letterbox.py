@@ -1,0 +1,101 @@
+"""Letterbox an image into a model input, and map boxes from model input back to source pixels.
+
+YOLOX's reference preprocessing is followed: scale by r = min(h_in / h, w_in / w), resize with
+INTER_LINEAR, place the picture at the top-left of a canvas filled with 114, keep BGR 0-255, no
+normalisation. Centred placement (ultralytics style) is available with `centre=True`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from core.types import FloatArray, Image
+
+logger = logging.getLogger(__name__)
+
+PAD_VALUE = 114
+
+
+@dataclass(frozen=True, slots=True)
+class LetterboxTransform:
+    """How one source image was placed into the model input: input = source * scale + pad."""
+
+    scale: float
+    pad_x: float
+    pad_y: float
+    src_width: int
+    src_height: int
+
+    def to_source(self, xyxy: FloatArray) -> FloatArray:
+        """Boxes in model-input pixels -> boxes in source pixels, clipped to the source image."""
+        out = np.empty_like(xyxy, dtype=np.float32)
+        out[:, 0::2] = (xyxy[:, 0::2] - self.pad_x) / self.scale
+        out[:, 1::2] = (xyxy[:, 1::2] - self.pad_y) / self.scale
+        np.clip(out[:, 0::2], 0, self.src_width, out=out[:, 0::2])
+        np.clip(out[:, 1::2], 0, self.src_height, out=out[:, 1::2])
+        return out
+
+    def to_input(self, xyxy: FloatArray) -> FloatArray:
+        """Boxes in source pixels -> boxes in model-input pixels (the forward mapping)."""
+        out = np.empty_like(xyxy, dtype=np.float32)
+        out[:, 0::2] = xyxy[:, 0::2] * self.scale + self.pad_x
+        out[:, 1::2] = xyxy[:, 1::2] * self.scale + self.pad_y
+        return out
+
+
+def letterbox_hwc(
+    image: Image, size: tuple[int, int], *, centre: bool = False, pad_value: int = PAD_VALUE
+) -> tuple[Image, LetterboxTransform]:
+    """Resize `image` (HxWx3 uint8) into a `size` = (width, height) canvas, keeping its aspect ratio."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an HxWx3 uint8 image, got shape {image.shape} dtype {image.dtype}")
+    in_w, in_h = size
+    src_h, src_w = int(image.shape[0]), int(image.shape[1])
+    scale = min(in_h / src_h, in_w / src_w)
+    new_w, new_h = int(src_w * scale), int(src_h * scale)
+    pad_x = (in_w - new_w) // 2 if centre else 0
+    pad_y = (in_h - new_h) // 2 if centre else 0
+    canvas = np.full((in_h, in_w, 3), pad_value, dtype=np.uint8)
+    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
+    return canvas, LetterboxTransform(scale, float(pad_x), float(pad_y), src_w, src_h)
+
+
+def letterbox(
+    image: Image, size: tuple[int, int], *, centre: bool = False, pad_value: int = PAD_VALUE
+) -> tuple[FloatArray, LetterboxTransform]:
+    """Letterbox into a (1, 3, height, width) float32 tensor, BGR 0-255, and the transform back."""
+    canvas, transform = letterbox_hwc(image, size, centre=centre, pad_value=pad_value)
+    tensor = np.ascontiguousarray(canvas.transpose(2, 0, 1)[None], dtype=np.float32)
+    return tensor, transform
+
+
+@dataclass(frozen=True, slots=True)
+class ResizeTransform:
+    """How one source image was stretched into the model input: input = source * (scale_x, scale_y)."""
+
+    scale_x: float
+    scale_y: float
+    src_width: int
+    src_height: int
+
+    def to_source(self, xyxy: FloatArray) -> FloatArray:
+        """Boxes in model-input pixels -> boxes in source pixels, clipped to the source image."""
+        out = np.empty_like(xyxy, dtype=np.float32)
+        out[:, 0::2] = np.clip(xyxy[:, 0::2] / self.scale_x, 0, self.src_width)
+        out[:, 1::2] = np.clip(xyxy[:, 1::2] / self.scale_y, 0, self.src_height)
+        return out
+
+
+def resize_plain(image: Image, size: tuple[int, int]) -> tuple[Image, ResizeTransform]:
+    """Stretch `image` to `size` = (width, height) without keeping the aspect ratio (SSD style)."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an HxWx3 uint8 image, got shape {image.shape} dtype {image.dtype}")
+    in_w, in_h = size
+    src_h, src_w = int(image.shape[0]), int(image.shape[1])
+    resized = np.asarray(cv2.resize(image, (in_w, in_h), interpolation=cv2.INTER_LINEAR), dtype=np.uint8)
+    return resized, ResizeTransform(in_w / src_w, in_h / src_h, src_w, src_h)

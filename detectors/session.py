@@ -1,0 +1,63 @@
+"""ONNX Runtime sessions: providers from config, filtered to what this build offers, CPU as the fallback."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import onnxruntime
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
+
+from core.errors import ModelError
+
+logger = logging.getLogger(__name__)
+
+CPU = "CPUExecutionProvider"
+
+# what onnxruntime raises for a file that is not a loadable graph
+LOAD_ERRORS = (ort_errors.Fail, ort_errors.InvalidProtobuf, ort_errors.InvalidGraph, ort_errors.NoSuchFile)
+
+
+def choose_providers(asked: Sequence[str], available: Sequence[str]) -> tuple[list[str], str]:
+    """The providers to use, in the asked order, CPU always last; and why, in words."""
+    chosen = [p for p in asked if p in available and p != CPU]
+    missing = [p for p in asked if p not in available]
+    chosen.append(CPU)
+    if missing:
+        reason = f"not available in this onnxruntime build: {', '.join(missing)}"
+    elif CPU not in asked:
+        reason = f"{CPU} added as the fallback"
+    else:
+        reason = "all asked providers are available"
+    return chosen, reason
+
+
+def create_session(
+    model_path: Path,
+    providers: Sequence[str] = (CPU,),
+    intra_op_threads: int = 1,
+) -> onnxruntime.InferenceSession:
+    """An inference session on the asked providers that exist here (CPU otherwise), with full graph
+    optimisation and `intra_op_threads` threads per operator."""
+    if not model_path.is_file():
+        raise ModelError(f"{model_path}: model file missing")
+    available = onnxruntime.get_available_providers()
+    chosen, reason = choose_providers(providers, available)
+    logger.info(
+        "onnxruntime session for %s: asked %s, available %s, chose %s (%s)",
+        model_path.name,
+        list(providers),
+        list(available),
+        chosen,
+        reason,
+    )
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        return onnxruntime.InferenceSession(str(model_path), sess_options=options, providers=chosen)
+    except LOAD_ERRORS as exc:
+        raise ModelError(f"{model_path}: onnxruntime cannot load it: {exc}") from exc

@@ -1,0 +1,70 @@
+"""Real detectors, manifests and pictures shared by the detector tests (session scoped: models load once)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from core.types import Detections, Image
+from detectors.detector import Detector
+from detectors.manifest import ModelManifest, load_manifest
+from detectors.session import create_session
+
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+
+
+def read_bgr(path: Path) -> Image:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert image is not None, f"cannot read {path}"
+    return np.asarray(image, dtype=np.uint8)
+
+
+def decode_frame(path: Path, index: int) -> Image:
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i == index:
+                return np.asarray(frame.to_ndarray(format="bgr24"), dtype=np.uint8)
+    raise AssertionError(f"{path} has fewer than {index + 1} frames")
+
+
+def labelled(detector: Detector, detections: Detections) -> list[str]:
+    return [detector.labels[int(c)] for c in detections.class_id]
+
+
+@pytest.fixture(scope="session")
+def yolox_manifest() -> ModelManifest:
+    return load_manifest(MODELS_DIR / "yolox-nano.yaml")
+
+
+@pytest.fixture(scope="session")
+def ssd_manifest() -> ModelManifest:
+    return load_manifest(MODELS_DIR / "ssd-mobilenet-v2.yaml")
+
+
+@pytest.fixture(scope="session")
+def yolox(yolox_path: Path, yolox_manifest: ModelManifest) -> Detector:
+    return Detector(create_session(yolox_path), yolox_manifest)
+
+
+@pytest.fixture(scope="session")
+def ssd(ssd_path: Path, ssd_manifest: ModelManifest) -> Detector:
+    return Detector(create_session(ssd_path), ssd_manifest)
+
+
+@pytest.fixture(scope="session")
+def bus(bus_jpg: Path) -> Image:
+    return read_bgr(bus_jpg)
+
+
+@pytest.fixture(scope="session")
+def zidane(zidane_jpg: Path) -> Image:
+    return read_bgr(zidane_jpg)
+
+
+@pytest.fixture(scope="session")
+def footage_frame(footage_path: Path) -> Image:
+    return decode_frame(footage_path, 100)

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import onnxruntime
+import pytest
+
+from core.errors import ModelError
+from detectors.session import CPU, choose_providers, create_session
+
+CUDA = "CUDAExecutionProvider"
+
+CHOICES = [
+    # asked, available, chosen, reason contains
+    ([CPU], [CPU], [CPU], "all asked providers are available"),
+    ([CUDA, CPU], [CPU], [CPU], f"not available in this onnxruntime build: {CUDA}"),
+    ([CUDA], [CUDA, CPU], [CUDA, CPU], f"{CPU} added as the fallback"),
+    ([CPU, CUDA], [CUDA, CPU], [CUDA, CPU], "all asked"),
+]
+
+
+@pytest.mark.parametrize(("asked", "available", "chosen", "reason"), CHOICES)
+def test_choose_providers(asked: list[str], available: list[str], chosen: list[str], reason: str) -> None:
+    got, why = choose_providers(asked, available)
+
+    assert got == chosen
+    assert reason in why
+
+
+def test_asking_for_cuda_on_this_machine_falls_back_to_cpu_and_says_why(
+    yolox_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    if CUDA in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime build has CUDA")
+    caplog.set_level(logging.INFO, logger="detectors.session")
+
+    session = create_session(yolox_path, providers=(CUDA,))
+
+    assert session.get_providers() == [CPU]
+    [record] = [r for r in caplog.records if r.name == "detectors.session"]
+    assert record.levelno == logging.INFO
+    message = record.getMessage()
+    assert f"asked ['{CUDA}']" in message
+    assert f"chose ['{CPU}']" in message
+    assert f"not available in this onnxruntime build: {CUDA}" in message
+
+
+def test_missing_model_file(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="model file missing"):
+        create_session(tmp_path / "absent.onnx")
+
+
+def test_a_file_that_is_not_onnx(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a graph")
+
+    with pytest.raises(ModelError, match="onnxruntime cannot load it"):
+        create_session(junk)
