@@ -49,9 +49,8 @@ def node_at(root: yaml.Node, loc: Loc, *, key_node: bool = False) -> yaml.Node:
             if match is None:
                 continue  # a union tag or a missing key: stay on the mapping
             node = match[0] if (last and key_node) else match[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if 0 <= part < len(node.value):
-                node = node.value[part]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            node = node.value[part]
         # scalars: deeper parts (e.g. a validator's own index) stay on the scalar
     return node
 

@@ -60,10 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=None)
     run.set_defaults(func=_cmd_run)
 
-    models = sub.add_parser("models", help="model weights").add_subparsers(dest="models_command", required=True)
+    models = sub.add_parser("models", help="model weights").add_subparsers(
+        dest="models_command", required=True
+    )
     fetch = models.add_parser("fetch", help="copy weights from the mirror or upstream and check their sha256")
     fetch.add_argument("name", help="manifest name, e.g. yolox-nano (models/NAME.yaml)")
-    fetch.add_argument("--mirror", default=None, help="directory or base URL (default: GRIDWATCH_MODEL_MIRROR)")
+    fetch.add_argument(
+        "--mirror", default=None, help="directory or base URL (default: GRIDWATCH_MODEL_MIRROR)"
+    )
     fetch.add_argument("--config", type=Path, default=None)
     fetch.set_defaults(func=_cmd_models_fetch)
 

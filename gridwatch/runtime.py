@@ -9,6 +9,7 @@ from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
+from ingest.grabber import Grabber, GrabTimeouts
 from pydantic import ValidationError
 
 from api.app import ApiDeps, create_app
@@ -21,7 +22,6 @@ from detectors.session import create_session
 from gridwatch import __version__
 from gridwatch.modelstore import resolve_model
 from ingest.cameras import load_cameras
-from ingest.grabber import Grabber, GrabTimeouts
 from ingest.patrol import Patrol
 from ingest.scheduler import BackoffPolicy, InProcessScheduler
 from ingest.visit import VisitPipeline
@@ -137,7 +137,9 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
     store, evidence, bus = EventStore(data / "events.sqlite3"), EvidenceStore(data / "evidence"), EventBus()
     clock = SystemClock()
     p = settings.patrol
-    grabber = Grabber(GrabTimeouts(open_s=p.open_timeout_s, read_s=p.read_timeout_s, keyframe_s=p.keyframe_timeout_s))
+    grabber = Grabber(
+        GrabTimeouts(open_s=p.open_timeout_s, read_s=p.read_timeout_s, keyframe_s=p.keyframe_timeout_s)
+    )
     pipeline = VisitPipeline(
         grabber=grabber,
         detector=detector,
@@ -147,16 +149,26 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
         clock=clock,
         jpeg_quality=settings.evidence.jpeg_quality,
     )
-    backoff = BackoffPolicy(base_s=p.backoff_base_s, max_s=p.backoff_max_s, offline_after=p.offline_after_failures)
+    backoff = BackoffPolicy(
+        base_s=p.backoff_base_s, max_s=p.backoff_max_s, offline_after=p.offline_after_failures
+    )
     scheduler = InProcessScheduler(cameras, clock.monotonic, backoff)
     patrol = Patrol(scheduler, pipeline, workers=p.max_in_flight)
     runtime_ref: list[Runtime] = []
     app = create_app(
-        ApiDeps(store=store, evidence=evidence, bus=bus, health=lambda: runtime_ref[0].health(), version=__version__)
+        ApiDeps(
+            store=store,
+            evidence=evidence,
+            bus=bus,
+            health=lambda: runtime_ref[0].health(),
+            version=__version__,
+        )
     )
     runtime = Runtime(settings, patrol, rules, store, bus, app, threading.Event())
     runtime_ref.append(runtime)
-    logger.info("%d cameras, %d rules, model %s", len(cameras), len(rules.engine().ruleset.rules), manifest.name)
+    logger.info(
+        "%d cameras, %d rules, model %s", len(cameras), len(rules.engine().ruleset.rules), manifest.name
+    )
     return runtime
 
 

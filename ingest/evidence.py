@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -69,11 +70,13 @@ def annotate(image: Image, boxes: Sequence[Box], zone_px: np.ndarray | None, cap
     return out
 
 
-def _stored(data: bytes, kind: str, image: Image, boxes: list[Box]) -> tuple[Evidence, bytes]:
+def _stored(
+    data: bytes, kind: Literal["frame", "annotated"], image: Image, boxes: list[Box]
+) -> tuple[Evidence, bytes]:
     digest = hashlib.sha256(data).hexdigest()
     ev = Evidence(
         key=f"{digest}.jpg",
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         content_type="image/jpeg",
         sha256=digest,
         width=int(image.shape[1]),

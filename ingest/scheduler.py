@@ -48,8 +48,8 @@ class BackoffPolicy:
     jitter: float = 0.2
 
     def delay(self, failures: int, rng: random.Random) -> float:
-        raw = min(self.max_s, self.base_s * 2 ** max(0, failures - 1))
-        return raw * rng.uniform(1 - self.jitter, 1 + self.jitter)
+        raw = min(self.max_s, self.base_s * 2.0 ** max(0, failures - 1))
+        return float(raw * rng.uniform(1 - self.jitter, 1 + self.jitter))
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,13 +6,14 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 import numpy as np
 from ulid import ULID
 
 from core.clock import Clock
-from core.events import Event
+from core.events import Event, Severity
 from core.sink import EventSink
 from core.types import Detections, Frame, Image, Verdict
 from ingest.cameras import Camera
@@ -59,7 +60,7 @@ class RuleInfo(Protocol):
     def category(self) -> str: ...
 
     @property
-    def severity(self) -> str: ...
+    def severity(self) -> Severity: ...
 
     @property
     def cooldown_s(self) -> float: ...
@@ -67,7 +68,7 @@ class RuleInfo(Protocol):
 
 class EngineLike(Protocol):
     def evaluate(
-        self, camera_id: str, width: int, height: int, detections: Detections, now: object
+        self, camera_id: str, width: int, height: int, detections: Detections, now: datetime
     ) -> list[Verdict]: ...
 
     def rule(self, rule_id: str) -> RuleInfo: ...
@@ -121,7 +122,9 @@ class VisitPipeline:
         t1 = time.perf_counter()
         engine = self.engine()
         verdicts = [
-            v for v in engine.evaluate(camera.id, frame.width, frame.height, dets, frame.captured_at) if v.fired
+            v
+            for v in engine.evaluate(camera.id, frame.width, frame.height, dets, frame.captured_at)
+            if v.fired
         ]
         t2 = time.perf_counter()
         events = [e for v in verdicts if (e := self._event(engine, camera, frame, dets, v)) is not None]
@@ -160,7 +163,7 @@ class VisitPipeline:
             camera_name=camera.name,
             zone=verdict.zone,
             category=rule.category,
-            severity=rule.severity,  # type: ignore[arg-type]
+            severity=rule.severity,
             first_seen=frame.captured_at,
             last_seen=frame.captured_at,
             count=int(verdict.measures.get("count", len(verdict.subjects))),

@@ -1,0 +1,206 @@
+"""Strict models of a rule file: unknown keys are errors, one model per rule kind, chosen by `kind`.
+
+A rule file is `{"rules": [rule, ...]}`. Every rule kind shares `BaseRule` (id, cameras, arming windows, time
+zone, cooldown, case category, severity); a kind adds its own fields. To add a kind, write its model with a
+`kind: Literal["..."]` field and add it to `Rule` and `RULE_MODELS`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Annotated, Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import shapely
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+from shapely.geometry import Polygon
+
+from core.events import Severity
+
+logger = logging.getLogger(__name__)
+
+RULE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+CATEGORY_PATTERN = r"^[0-9]+$"
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = get_args(Weekday)
+
+
+def _matching(pattern: str, what: str) -> AfterValidator:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.match(value):
+            raise PydanticCustomError(
+                "pattern_mismatch", "expected {what}, got {value}", {"what": what, "value": repr(value)}
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def _unquoted_clock(value: object) -> object:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+        hhmm = f"{value // 60:02d}:{value % 60:02d}"
+        raise PydanticCustomError(
+            "clock_unquoted",
+            'write the time in quotes, e.g. "{hhmm}": YAML reads an unquoted {hhmm} as the number {value}',
+            {"hhmm": hhmm, "value": value},
+        )
+    return value
+
+
+def _unquoted_category(value: object) -> object:
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise PydanticCustomError(
+            "category_unquoted",
+            'write the category code in quotes, e.g. "0501": YAML read it as the number {value}',
+            {"value": value},
+        )
+    return value
+
+
+RuleId = Annotated[
+    str,
+    _matching(RULE_ID_PATTERN, "a rule id of lowercase letters, digits, '-' and '_'"),
+    WithJsonSchema({"type": "string", "pattern": RULE_ID_PATTERN}),
+]
+ClockTime = Annotated[
+    str,
+    BeforeValidator(_unquoted_clock),
+    _matching(CLOCK_PATTERN, 'a time "HH:MM" from "00:00" to "23:59"'),
+    WithJsonSchema({"type": "string", "pattern": CLOCK_PATTERN}),
+]
+Category = Annotated[
+    str,
+    BeforeValidator(_unquoted_category),
+    _matching(CATEGORY_PATTERN, "a category code of digits such as '0501'"),
+    WithJsonSchema({"type": "string", "pattern": CATEGORY_PATTERN}),
+]
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+Point = tuple[Unit, Unit]
+Name = Annotated[str, Field(min_length=1)]
+
+# Which point of a box must lie in the zone; `any_corner`: any part of the box overlaps the zone.
+Anchor = Literal["bottom_center", "center", "top_center", "any_corner"]
+ANCHORS: tuple[Anchor, ...] = get_args(Anchor)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ArmingWindow(_Strict):
+    """Armed on `days` from `start` to `end`, local time; an `end` before `start` runs past midnight."""
+
+    days: tuple[Weekday, ...] = Field(default=WEEKDAYS, min_length=1)
+    start: ClockTime
+    end: ClockTime
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> ArmingWindow:
+        if self.start == self.end:
+            raise PydanticCustomError(
+                "window_empty",
+                "start and end are both {start}: leave out `armed` to be armed all day",
+                {"start": self.start},
+            )
+        return self
+
+
+class Zone(_Strict):
+    """A polygon in normalised frame coordinates: (x, y) with 0..1 from the top-left corner."""
+
+    name: Name
+    polygon: tuple[Point, ...] = Field(json_schema_extra={"minItems": 3})
+
+    @field_validator("polygon")
+    @classmethod
+    def _simple_polygon(cls, points: tuple[Point, ...]) -> tuple[Point, ...]:
+        if len(points) < 3:
+            raise PydanticCustomError(
+                "polygon_too_short", "a polygon needs at least 3 points, got {n}", {"n": len(points)}
+            )
+        shape = Polygon(points)
+        if not shape.is_valid:
+            raise PydanticCustomError(
+                "polygon_invalid",
+                "polygon is not a simple polygon: {reason}",
+                {"reason": shapely.is_valid_reason(shape)},
+            )
+        if shape.area <= 0.0:
+            raise PydanticCustomError("polygon_empty", "polygon has zero area", {})
+        return points
+
+
+class BaseRule(_Strict):
+    """What every rule kind has."""
+
+    id: RuleId
+    name: str = ""
+    cameras: tuple[Name, ...] = Field(default=("*",), min_length=1)
+    armed: tuple[ArmingWindow, ...] = ()
+    timezone: str = "Asia/Shanghai"
+    cooldown_s: float = Field(default=60.0, ge=0.0)
+    category: Category = ""
+    severity: Severity = Severity.minor
+    enabled: bool = True
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise PydanticCustomError(
+                "timezone_unknown",
+                "unknown time zone {name}: expected an IANA name such as 'Asia/Shanghai'",
+                {"name": repr(name)},
+            ) from None
+        return name
+
+    def covers(self, camera_id: str) -> bool:
+        return "*" in self.cameras or camera_id in self.cameras
+
+
+class ZoneIntrusionRule(BaseRule):
+    """Electronic fence: fires when at least `min_count` matching detections are in the zone."""
+
+    kind: Literal["zone_intrusion"]
+    zone: Zone
+    classes: tuple[Name, ...] = Field(min_length=1)
+    min_confidence: Unit = 0.4
+    min_area: Unit = 0.0
+    anchor: Anchor = "bottom_center"
+    min_count: int = Field(default=1, ge=1)
+
+
+# One member today; with more kinds this becomes `Annotated[A | B, Field(discriminator="kind")]`.
+Rule = Annotated[ZoneIntrusionRule, Field(discriminator="kind")]
+RULE_MODELS: tuple[type[BaseRule], ...] = (ZoneIntrusionRule,)
+RULE_KINDS: frozenset[str] = frozenset(get_args(m.model_fields["kind"].annotation)[0] for m in RULE_MODELS)
+
+
+class RuleFile(_Strict):
+    """The top level of a rule file."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        title="gridwatch rule file",
+        json_schema_extra={"description": "Fence and anomaly rules for gridwatch cameras."},
+    )
+
+    rules: tuple[Rule, ...] = ()
