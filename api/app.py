@@ -1,0 +1,35 @@
+"""The API application factory. Nothing is built at import time: the caller hands in every part."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from api.deps import STATE_KEY, ApiDeps
+from api.routes import events, evidence, health, stream, wall
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ApiDeps", "create_app"]
+
+
+def create_app(deps: ApiDeps) -> FastAPI:
+    """The alert wall and its API over `deps`.
+
+    Live streams end when `deps.bus` closes: close the bus before stopping the server, or the
+    server's graceful shutdown waits for the streams.
+    """
+    app = FastAPI(
+        title="gridwatch",
+        version=deps.version,
+        openapi_url="/api/v1/openapi.json",
+        docs_url=None,  # the interactive docs load scripts from a CDN; the command center is offline
+        redoc_url=None,
+    )
+    setattr(app.state, STATE_KEY, deps)
+    for module in (events, evidence, stream, health, wall):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=wall.STATIC_DIR), name="static")
+    return app

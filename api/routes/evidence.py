@@ -1,0 +1,37 @@
+"""Evidence images by content key: immutable, so cached for a year."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, status
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse
+
+from api.deps import EvidenceDep
+from api.models import Problem
+from intake.evidence import KEY_PATTERN, content_type
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/v1/evidence", tags=["evidence"])
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+@router.get(
+    "/{key}",
+    operation_id="get_evidence",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"image/jpeg": {}, "image/png": {}}, "description": "the image"},
+        404: {"model": Problem},
+    },
+)
+def get_evidence(evidence: EvidenceDep, key: Annotated[str, PathParam(pattern=KEY_PATTERN)]) -> FileResponse:
+    path = evidence.path(key)
+    if not path.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"evidence {key} not found")
+    headers = {"Cache-Control": IMMUTABLE, "ETag": '"' + key.split(".", 1)[0] + '"'}
+    return FileResponse(path, media_type=content_type(key), headers=headers)

@@ -1,0 +1,53 @@
+"""Live events as Server-Sent Events, one event's JSON per message.
+
+FastAPI's `EventSourceResponse` writes a `: ping` comment after 15 s of silence and stops the generator
+when the client goes away; the stream also ends when the bus closes. A browser that reconnects sends
+`Last-Event-ID`, and the events stored after that id are replayed first (up to `REPLAY_LIMIT`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header
+from fastapi.concurrency import run_in_threadpool
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from api.deps import BusDep, StoreDep
+from core.events import Event
+from intake.store import ULID_PATTERN
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/v1", tags=["stream"])
+
+RETRY_MS = 3000
+REPLAY_LIMIT = 500
+
+
+def _message(event: Event) -> ServerSentEvent:
+    return ServerSentEvent(raw_data=event.model_dump_json(), id=event.id)
+
+
+@router.get("/stream", operation_id="stream_events", response_class=EventSourceResponse)
+async def stream_events(
+    bus: BusDep,
+    store: StoreDep,
+    last_event_id: Annotated[str | None, Header(pattern=ULID_PATTERN)] = None,
+) -> AsyncIterator[ServerSentEvent]:
+    with bus.subscribe() as subscription:
+        # Subscribed before anything is sent: a client that has this first message misses nothing.
+        yield ServerSentEvent(comment="connected", retry=RETRY_MS)
+        replayed: set[str] = set()
+        if last_event_id is not None:
+            missed = await run_in_threadpool(store.list, after=last_event_id, limit=REPLAY_LIMIT)
+            for event in reversed(missed):
+                replayed.add(event.id)
+                yield _message(event)
+            logger.debug("stream: replayed %d events after %s", len(missed), last_event_id)
+        async for event in subscription:
+            if event.id not in replayed:
+                yield _message(event)
+    logger.debug("stream: ended")

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from intake.store import MIGRATIONS
+from tests.api.conftest import VERSION, Parts
+
+EXTERNAL = re.compile(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", re.IGNORECASE)
+PAGE_FILES = ["/", "/static/app.js", "/static/style.css"]
+
+
+def test_healthz_reports_version_stream_and_the_callers_details(client: TestClient, parts: Parts) -> None:
+    subscription = parts.deps.bus.subscribe()
+    response = client.get("/healthz")
+    subscription.close()
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ok",
+        "version": VERSION,
+        "schema_version": len(MIGRATIONS),
+        "stream_subscribers": 1,
+        "stream_dropped": 0,
+        "details": {"cameras": {"online": 3, "offline": 1}, "patrol": "running"},
+    }
+
+
+def test_operation_ids_are_stable(client: TestClient) -> None:
+    spec = client.get("/api/v1/openapi.json").json()
+    operations = {op["operationId"] for path in spec["paths"].values() for op in path.values()}
+    assert operations == {"list_events", "get_event", "get_evidence", "stream_events", "healthz"}
+
+
+def test_the_alert_wall_is_served_with_a_same_origin_policy(client: TestClient) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    page = response.text
+    for asset in ("/static/app.js", "/static/style.css"):
+        assert asset in page
+    assert "告警" in page
+
+
+@pytest.mark.parametrize("path", PAGE_FILES)
+def test_the_page_loads_nothing_from_outside(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 200
+    assert EXTERNAL.findall(response.text) == []
+
+
+def test_the_script_never_parses_event_text_as_html(client: TestClient) -> None:
+    script = client.get("/static/app.js").text
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+        assert sink not in script
+    assert "textContent" in script
+    assert "/api/v1/stream" in script or 'API + "/stream"' in script

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from core.events import Event
+from tests.api.conftest import Parts
+from tests.api.server import SseMessage, serve, sse_messages
+from tests.intake.builders import make_event_with_blobs
+
+# Generous read timeout: a broken stream fails the test instead of hanging it; nothing is timed.
+TIMEOUT = httpx.Timeout(10.0)
+
+
+@pytest.fixture
+def base_url(app: FastAPI, parts: Parts) -> Iterator[str]:
+    with serve(app) as url:
+        yield url
+        parts.deps.bus.close()  # end open streams so the server stops at once
+
+
+def emit_from_thread(parts: Parts, event: Event, blobs: dict[str, bytes]) -> None:
+    thread = threading.Thread(target=parts.sink.emit, args=(event, blobs), name="patrol")
+    thread.start()
+    thread.join()
+
+
+def next_data(messages: Iterator[SseMessage]) -> SseMessage:
+    return next(m for m in messages if m.data is not None)
+
+
+def test_an_emitted_event_reaches_a_connected_stream(base_url: str, parts: Parts) -> None:
+    # given
+    event, blobs = make_event_with_blobs(seed=1)
+    with (
+        httpx.Client(timeout=TIMEOUT) as client,
+        client.stream("GET", f"{base_url}/api/v1/stream") as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        messages = sse_messages(response)
+        hello = next(messages)  # sent once subscribed
+        assert hello.comments == ["connected"]
+        assert hello.retry is not None
+        # when
+        emit_from_thread(parts, event, blobs)
+        # then
+        message = next_data(messages)
+    assert message.id == event.id
+    assert message.data is not None
+    assert Event.model_validate_json(message.data) == event
+
+
+def test_reconnect_with_last_event_id_replays_what_was_missed(base_url: str, parts: Parts) -> None:
+    # given: three events stored while the client was away
+    stored = [make_event_with_blobs(seed=i, seconds=i * 60.0) for i in range(3)]
+    for event, blobs in stored:
+        parts.sink.emit(event, blobs)
+    live, live_blobs = make_event_with_blobs(seed=9, seconds=600.0)
+    headers = {"Last-Event-ID": stored[0][0].id}
+    # when
+    with (
+        httpx.Client(timeout=TIMEOUT) as client,
+        client.stream("GET", f"{base_url}/api/v1/stream", headers=headers) as response,
+    ):
+        messages = sse_messages(response)
+        replayed = [next_data(messages).id for _ in range(2)]
+        emit_from_thread(parts, live, live_blobs)
+        after = next_data(messages).id
+    # then
+    assert replayed == [stored[1][0].id, stored[2][0].id]
+    assert after == live.id
+
+
+def test_the_stream_ends_when_the_bus_closes(base_url: str, parts: Parts) -> None:
+    with (
+        httpx.Client(timeout=TIMEOUT) as client,
+        client.stream("GET", f"{base_url}/api/v1/stream") as response,
+    ):
+        messages = sse_messages(response)
+        next(messages)
+        parts.deps.bus.close()
+        rest = list(messages)
+    assert [m.data for m in rest] == []
+
+
+def test_a_client_that_leaves_is_unsubscribed(base_url: str, parts: Parts) -> None:
+    bus = parts.deps.bus
+    with (
+        httpx.Client(timeout=TIMEOUT) as client,
+        client.stream("GET", f"{base_url}/api/v1/stream") as response,
+    ):
+        messages = sse_messages(response)  # keep a reference: dropping it closes the response
+        next(messages)
+        assert bus.subscriber_count == 1
+    deadline = time.monotonic() + 10.0
+    while bus.subscriber_count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert bus.subscriber_count == 0
+
+
+def test_a_malformed_last_event_id_is_422(base_url: str) -> None:
+    response = httpx.get(f"{base_url}/api/v1/stream", headers={"Last-Event-ID": "nope"}, timeout=TIMEOUT)
+    assert response.status_code == 422
