@@ -1,0 +1,138 @@
+"""The alert wall in a real browser (Debian Chromium driven by Playwright) against a real uvicorn server."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from ulid import ULID
+
+from api.app import ApiDeps, create_app
+from core.events import Event
+from core.types import Detections
+from ingest.evidence import make_snapshot
+from intake.bus import EventBus
+from intake.evidence import EvidenceStore
+from intake.sink import IntakeSink
+from intake.store import EventStore
+from tests.api.server import serve
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def frame(footage_path: Path) -> np.ndarray:
+    with av.open(str(footage_path)) as container:
+        for i, f in enumerate(container.decode(video=0)):
+            if i == 40:
+                image: np.ndarray = f.to_ndarray(format="bgr24")
+                return image
+    raise AssertionError("footage too short")
+
+
+def real_event(frame: np.ndarray, camera: str, name: str, zone: str) -> tuple[Event, dict[str, bytes]]:
+    dets = Detections(
+        xyxy=np.array([[186, 160, 220, 235]], np.float32),
+        confidence=np.array([0.83], np.float32),
+        class_id=np.array([0], np.int64),
+    )
+    labels = ["person"]
+    polygon = np.array([[0, 180], [650, 180], [768, 480], [0, 240]], np.float64)
+    snap = make_snapshot(frame, dets, labels, np.array([0]), polygon, f"{camera} walkway")
+    now = datetime.now(UTC)
+    event = Event(
+        id=str(ULID()),
+        rule_id="walkway-intrusion",
+        rule_kind="zone_intrusion",
+        camera_id=camera,
+        camera_name=name,
+        zone=zone,
+        category="0501",
+        first_seen=now,
+        last_seen=now,
+        count=1,
+        reason="1 person in zone walkway",
+        evidence=snap.evidence,
+    )
+    return event, snap.blobs
+
+
+@pytest.fixture
+def wall(tmp_path: Path) -> Iterator[tuple[str, IntakeSink]]:
+    bus = EventBus()
+    evidence = EvidenceStore(tmp_path / "evidence")
+    with EventStore(tmp_path / "events.sqlite3") as store:
+        deps = ApiDeps(store=store, evidence=evidence, bus=bus, health=lambda: {}, version="test")
+        with serve(create_app(deps)) as url:
+            yield url, IntakeSink(store, evidence, bus)
+            bus.close()
+
+
+def open_wall(browser: Browser, url: str) -> tuple[Page, list[str]]:
+    """The page and the list its console errors and uncaught exceptions are collected into."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url)
+    return page, errors
+
+
+@pytest.mark.slow
+def test_wall_shows_stored_and_live_events_with_their_snapshots(
+    browser: Browser, wall: tuple[str, IntakeSink], frame: np.ndarray
+) -> None:
+    url, sink = wall
+    # given: one event already stored
+    sink.emit(*real_event(frame, "cam-01", "东门人行道", "walkway"))
+
+    # when: the wall opens
+    page, errors = open_wall(browser, url)
+
+    # then: the stored event is on it, its annotated snapshot loaded
+    cards = page.locator("#grid article.card")
+    expect(cards).to_have_count(1)
+    expect(cards.first).to_contain_text("东门人行道")
+    image = cards.first.locator("img")
+    expect(image).to_have_js_property("complete", True)
+    assert image.evaluate("img => img.naturalWidth") == 768
+
+    # when: a new event arrives while the page is open
+    sink.emit(*real_event(frame, "cam-02", "<b>Library</b> plaza", "<script>x</script>"))
+
+    # then: it appears on top, live, with its text shown as text
+    expect(cards).to_have_count(2)
+    expect(cards.first).to_contain_text("<b>Library</b> plaza")
+    expect(cards.first).to_contain_text("<script>x</script>")
+    assert page.locator("#grid b, #grid script").count() == 0
+
+    # and: the language toggle switches the labels
+    page.locator("#lang").click()
+    expect(page.locator("#lang")).to_have_text("中文")
+    assert errors == []
+    page.close()
