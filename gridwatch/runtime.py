@@ -9,7 +9,6 @@ from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
-from ingest.grabber import Grabber, GrabTimeouts
 from pydantic import ValidationError
 
 from api.app import ApiDeps, create_app
@@ -22,6 +21,7 @@ from detectors.session import create_session
 from gridwatch import __version__
 from gridwatch.modelstore import resolve_model
 from ingest.cameras import load_cameras
+from ingest.grabber import Grabber, GrabTimeouts
 from ingest.patrol import Patrol
 from ingest.scheduler import BackoffPolicy, InProcessScheduler
 from ingest.visit import VisitPipeline
@@ -87,13 +87,16 @@ class RulesHolder:
         try:
             engine = RuleEngine(current, self._labels)
         except ConfigError as exc:
+            if exc.problems != self.errors:
+                logger.error("rules not reloaded, the last good rules keep running:\n%s", "\n".join(exc.problems))
             self.errors = exc.problems
             return
         self._engine, self._digest, self.errors = engine, current.digest, []
         logger.info("rules reloaded: %d rules", len(current.rules))
 
     def status(self) -> dict[str, object]:
-        return {"rules": len(self._reloader.current.rules), "errors": self.errors}
+        """The running rules (not a rejected newer set) and the problems that kept a reload out."""
+        return {"rules": len(self._engine.ruleset.rules), "errors": self.errors}
 
 
 @dataclass
@@ -137,9 +140,7 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
     store, evidence, bus = EventStore(data / "events.sqlite3"), EvidenceStore(data / "evidence"), EventBus()
     clock = SystemClock()
     p = settings.patrol
-    grabber = Grabber(
-        GrabTimeouts(open_s=p.open_timeout_s, read_s=p.read_timeout_s, keyframe_s=p.keyframe_timeout_s)
-    )
+    grabber = Grabber(GrabTimeouts(open_s=p.open_timeout_s, read_s=p.read_timeout_s, keyframe_s=p.keyframe_timeout_s))
     pipeline = VisitPipeline(
         grabber=grabber,
         detector=detector,
@@ -149,9 +150,7 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
         clock=clock,
         jpeg_quality=settings.evidence.jpeg_quality,
     )
-    backoff = BackoffPolicy(
-        base_s=p.backoff_base_s, max_s=p.backoff_max_s, offline_after=p.offline_after_failures
-    )
+    backoff = BackoffPolicy(base_s=p.backoff_base_s, max_s=p.backoff_max_s, offline_after=p.offline_after_failures)
     scheduler = InProcessScheduler(cameras, clock.monotonic, backoff)
     patrol = Patrol(scheduler, pipeline, workers=p.max_in_flight)
     runtime_ref: list[Runtime] = []
@@ -166,18 +165,20 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
     )
     runtime = Runtime(settings, patrol, rules, store, bus, app, threading.Event())
     runtime_ref.append(runtime)
-    logger.info(
-        "%d cameras, %d rules, model %s", len(cameras), len(rules.engine().ruleset.rules), manifest.name
-    )
+    logger.info("%d cameras, %d rules, model %s", len(cameras), len(rules.engine().ruleset.rules), manifest.name)
     return runtime
 
 
 def run_forever(config_dir: Path, settings: Settings) -> None:
+    """Serve until SIGINT/SIGTERM. Open alert-wall streams get a short grace period, then are closed."""
     runtime = build_runtime(config_dir, settings)
     runtime.start()
     host, port = settings.api.host, settings.api.port
+    config = uvicorn.Config(
+        runtime.app, host=host, port=port, log_level="warning", log_config=None, timeout_graceful_shutdown=2
+    )
     logger.info("alert wall on http://%s:%d", host, port)
     try:
-        uvicorn.run(runtime.app, host=host, port=port, log_level="warning")
+        uvicorn.Server(config).run()
     finally:
         runtime.stop()

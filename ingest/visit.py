@@ -79,6 +79,8 @@ class EngineLike(Protocol):
 class GateLike(Protocol):
     def admit(self, verdict: Verdict, cooldown_s: float, now_monotonic: float) -> bool: ...
 
+    def reopen(self, verdict: Verdict) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class VisitCost:
@@ -122,9 +124,7 @@ class VisitPipeline:
         t1 = time.perf_counter()
         engine = self.engine()
         verdicts = [
-            v
-            for v in engine.evaluate(camera.id, frame.width, frame.height, dets, frame.captured_at)
-            if v.fired
+            v for v in engine.evaluate(camera.id, frame.width, frame.height, dets, frame.captured_at) if v.fired
         ]
         t2 = time.perf_counter()
         events = [e for v in verdicts if (e := self._event(engine, camera, frame, dets, v)) is not None]
@@ -174,7 +174,11 @@ class VisitPipeline:
             model=self.detector.name,
             evidence=snap.evidence,
         )
-        self.sink.emit(event, snap.blobs)
+        try:
+            self.sink.emit(event, snap.blobs)
+        except BaseException:
+            self.gate.reopen(verdict)  # not delivered: no cooldown, the next visit tries again
+            raise
         logger.info("event %s: camera %s rule %s %s", event.id, camera.id, verdict.rule_id, verdict.reason)
         return event
 

@@ -44,8 +44,7 @@ class ArmingSchedule:
     def build(cls, windows: Sequence[ArmingWindow], timezone: str) -> ArmingSchedule:
         return cls(
             windows=tuple(
-                _Window(frozenset(WEEKDAYS.index(d) for d in w.days), _clock(w.start), _clock(w.end))
-                for w in windows
+                _Window(frozenset(WEEKDAYS.index(d) for d in w.days), _clock(w.start), _clock(w.end)) for w in windows
             ),
             tz=ZoneInfo(timezone),
         )

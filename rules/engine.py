@@ -105,9 +105,7 @@ class RuleEngine:
         """The enabled rules that apply to this camera, armed or not, in file order."""
         return tuple(e.rule for e in self._entries_for(camera_id))
 
-    def evaluate(
-        self, camera_id: str, width: int, height: int, detections: Detections, now: datetime
-    ) -> list[Verdict]:
+    def evaluate(self, camera_id: str, width: int, height: int, detections: Detections, now: datetime) -> list[Verdict]:
         """One verdict, fired or not, per enabled rule that covers the camera and is armed at aware `now`."""
         return [
             e.compiled.evaluate(camera_id, width, height, detections)

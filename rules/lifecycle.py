@@ -37,6 +37,11 @@ class EventGate:
             self._quiet_until[key] = now_monotonic + cooldown_s
             return True
 
+    def reopen(self, verdict: Verdict) -> None:
+        """Undo an admission whose event could not be delivered, so the next visit may try again."""
+        with self._lock:
+            self._quiet_until.pop((verdict.rule_id, verdict.camera_id, verdict.zone), None)
+
     def expire(self, now_monotonic: float) -> int:
         """Forget keys whose cooldown has passed (they would be admitted anyway); returns how many."""
         with self._lock:

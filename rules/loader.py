@@ -80,9 +80,7 @@ def expand_paths(paths: Sequence[Path]) -> list[Path]:
     out: list[Path] = []
     for path in paths:
         found = (
-            sorted(p for p in path.iterdir() if p.suffix in RULE_SUFFIXES and p.is_file())
-            if path.is_dir()
-            else [path]
+            sorted(p for p in path.iterdir() if p.suffix in RULE_SUFFIXES and p.is_file()) if path.is_dir() else [path]
         )
         out.extend(p for p in found if p not in out)
     return out

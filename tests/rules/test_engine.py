@@ -59,9 +59,7 @@ def test_rules_for_camera_counts_only_enabled_rules_that_cover_it() -> None:
         ("cam-7", SATURDAY_2AM, {"walkway-intrusion": True}),
     ],
 )
-def test_evaluate_applies_covering_armed_enabled_rules(
-    camera: str, now: datetime, fired: dict[str, bool]
-) -> None:
+def test_evaluate_applies_covering_armed_enabled_rules(camera: str, now: datetime, fired: dict[str, bool]) -> None:
     # given: a person with feet at (320, 400) of 640x480, inside the walkway and the lawn; a car on the kerb,
     # watched only by a disabled rule
     engine = RuleEngine(load_rule_files([DATA / "valid"]), LABELS)

@@ -69,3 +69,12 @@ def test_concurrent_admits_open_one_event() -> None:
         t.join()
     # then
     assert sorted(results) == [False] * 15 + [True]
+
+
+def test_reopen_lifts_the_cooldown_of_an_undelivered_event() -> None:
+    gate = EventGate()
+    verdict = Verdict(rule_id="r", camera_id="c", fired=True, zone="z")
+    assert gate.admit(verdict, 60.0, 0.0)
+    gate.reopen(verdict)
+    assert gate.admit(verdict, 60.0, 1.0)
+    assert not gate.admit(verdict, 60.0, 2.0)

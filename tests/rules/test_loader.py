@@ -15,10 +15,7 @@ BAD_FILES: list[tuple[Path, list[str]]] = [
     (BAD / "unknown_key.yaml", [f"{BAD}/unknown_key.yaml:10:5: rules[1].max_dwell_s: extra key not allowed"]),
     (
         BAD / "two_point_polygon.yaml",
-        [
-            f"{BAD}/two_point_polygon.yaml:6:16: rules[0].zone.polygon: "
-            "a polygon needs at least 3 points, got 2"
-        ],
+        [f"{BAD}/two_point_polygon.yaml:6:16: rules[0].zone.polygon: a polygon needs at least 3 points, got 2"],
     ),
     (
         BAD / "self_intersecting.yaml",
@@ -139,8 +136,7 @@ FIELD_CASES: list[tuple[str, str]] = [
     ("cameras: []", "6:14: rules[0].cameras: Tuple should have at least 1 item after validation, not 0"),
     (
         "category: 0501",
-        '6:15: rules[0].category: write the category code in quotes, e.g. "0501": '
-        "YAML read it as the number 321",
+        '6:15: rules[0].category: write the category code in quotes, e.g. "0501": YAML read it as the number 321',
     ),
     (
         "category: '05a1'",
@@ -148,8 +144,7 @@ FIELD_CASES: list[tuple[str, str]] = [
     ),
     (
         "timezone: Asia/Shangai",
-        "6:15: rules[0].timezone: "
-        "unknown time zone 'Asia/Shangai': expected an IANA name such as 'Asia/Shanghai'",
+        "6:15: rules[0].timezone: unknown time zone 'Asia/Shangai': expected an IANA name such as 'Asia/Shanghai'",
     ),
     (
         'armed: [{start: 22:00, end: "06:00"}]',
@@ -186,8 +181,7 @@ FILE_CASES: list[tuple[str, str, list[str]]] = [
         [
             "2:5: rules[0].zone: Field required",
             "2:5: rules[0].classes: Field required",
-            "2:9: rules[0].id: expected a rule id of lowercase letters, digits, '-' and '_', "
-            "got 'Walkway Intrusion'",
+            "2:9: rules[0].id: expected a rule id of lowercase letters, digits, '-' and '_', got 'Walkway Intrusion'",
         ],
     ),
     (

@@ -59,12 +59,8 @@ CASES: list[tuple[str, dict[str, Any], list[Box], list[int], bool]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("overrides", "boxes", "subjects", "fired"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
-)
-def test_zone_intrusion(
-    overrides: dict[str, Any], boxes: list[Box], subjects: list[int], fired: bool
-) -> None:
+@pytest.mark.parametrize(("overrides", "boxes", "subjects", "fired"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_zone_intrusion(overrides: dict[str, Any], boxes: list[Box], subjects: list[int], fired: bool) -> None:
     # given
     zone = compile_zone(make_rule(**overrides))
     # when
