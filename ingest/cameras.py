@@ -85,9 +85,7 @@ def parse_cameras(text: str, path: str) -> list[Camera]:
     for index, cam in enumerate(cameras):
         if cam.id in seen and node is not None:
             line, col = mark_of(node_at(node, ("cameras", index, "id")))
-            problems.append(
-                f"{path}:{line}:{col}: cameras[{index}].id: camera id {cam.id!r} appears more than once"
-            )
+            problems.append(f"{path}:{line}:{col}: cameras[{index}].id: camera id {cam.id!r} appears more than once")
         seen.add(cam.id)
     if problems:
         raise ConfigError(problems)

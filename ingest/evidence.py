@@ -70,9 +70,7 @@ def annotate(image: Image, boxes: Sequence[Box], zone_px: np.ndarray | None, cap
     return out
 
 
-def _stored(
-    data: bytes, kind: Literal["frame", "annotated"], image: Image, boxes: list[Box]
-) -> tuple[Evidence, bytes]:
+def _stored(data: bytes, kind: Literal["frame", "annotated"], image: Image, boxes: list[Box]) -> tuple[Evidence, bytes]:
     digest = hashlib.sha256(data).hexdigest()
     ev = Evidence(
         key=f"{digest}.jpg",

@@ -1,0 +1,336 @@
+"""Grab one keyframe per visit, from RTSP cameras (PyAV, tuned open options, hard timeouts) or from files
+that behave like cameras (looping, paced in real time).
+
+Every failure raises `GrabError` naming the camera id and the sanitised source; credentials never appear in
+a message, a log line or `Frame.source`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from bisect import bisect_right
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import av
+import av.error
+import numpy as np
+from av.container import InputContainer
+from av.packet import Packet
+from av.video.stream import VideoStream
+
+from core.errors import GrabError
+from core.redact import redact_text, sanitize_url
+from core.types import Frame, Image
+
+logger = logging.getLogger(__name__)
+
+NETWORK_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "http", "https"})
+RTSP_SCHEMES = frozenset({"rtsp", "rtsps"})
+# What PyAV and FFmpeg raise on a failed open, read or decode (av.error.* subclass OSError for errno codes).
+AV_ERRORS = (av.error.FFmpegError, OSError, EOFError)
+STREAM_ERRORS = (*AV_ERRORS, TimeoutError)
+FILE_ERRORS = (*AV_ERRORS, ValueError)
+# The smallest probe FFmpeg allows. The stream description (SDP) already gives the codec and its parameters;
+# a larger probe (32 KB) only moves the keyframe wait into the open (the H.264 probe waits for 7 decoded
+# frames), so `connect` would hide it. The visit's total wall time is the same either way (measured).
+PROBESIZE = "32"
+
+
+@dataclass(frozen=True, slots=True)
+class GrabTimeouts:
+    """Seconds: `open_s` to connect and read the stream description, `read_s` for any single read,
+    `keyframe_s` the whole budget from open to a decoded keyframe (checked as packets arrive, so a silent
+    camera is given up after at most `keyframe_s + read_s`)."""
+
+    open_s: float = 5.0
+    read_s: float = 5.0
+    keyframe_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class VisitTiming:
+    """Milliseconds spent by one visit: `connect` (open and stream description), `first_keyframe` (from open
+    to the keyframe packet), `decode` (keyframe decode and BGR conversion)."""
+
+    connect: float
+    first_keyframe: float
+    decode: float
+
+    @property
+    def total(self) -> float:
+        return self.connect + self.first_keyframe + self.decode
+
+
+def _ms(start: float, end: float) -> float:
+    return (end - start) * 1000.0
+
+
+def grab_error(camera_id: str, url: str, cause: object) -> GrabError:
+    """A `GrabError` naming the camera and the sanitised source, with the cause's text redacted."""
+    password = urlsplit(url).password if "://" in url else None
+    secrets = tuple(s for s in {password, unquote(password)} if s) if password else ()
+    detail = redact_text(str(cause) or type(cause).__name__, secrets)
+    return GrabError(f"camera {camera_id} ({sanitize_url(url)}): {detail}")
+
+
+def decode_keyframe(stream: VideoStream, packet: Packet[VideoStream]) -> Image | None:
+    """Decode one keyframe packet to BGR; flush the decoder if it holds the picture back."""
+    codec = stream.codec_context
+    frames = codec.decode(packet)
+    if not frames:
+        frames = codec.decode(None)
+    if not frames:
+        return None
+    return np.asarray(frames[0].to_ndarray(format="bgr24"), dtype=np.uint8)
+
+
+def _prepare_decoder(stream: VideoStream) -> None:
+    codec = stream.codec_context
+    codec.skip_frame = "NONKEY"
+    codec.thread_count = 1  # one keyframe per visit: thread start-up costs more than it saves
+
+
+def _network_options(scheme: str, timeouts: GrabTimeouts) -> dict[str, str]:
+    options = {"probesize": PROBESIZE, "analyzeduration": "0"}
+    if scheme in RTSP_SCHEMES:
+        # FFmpeg >= 5: `timeout` is the RTSP socket I/O timeout in microseconds (`stimeout` is gone).
+        options |= {"rtsp_transport": "tcp", "timeout": str(int(timeouts.read_s * 1_000_000))}
+    return options
+
+
+def _first_keyframe(
+    packets: Iterable[Packet[VideoStream]], stream: VideoStream, deadline: float
+) -> tuple[Image, float, float]:
+    """(image, when the keyframe packet arrived, when it was decoded); `TimeoutError` past `deadline`."""
+    for packet in packets:
+        arrived = time.monotonic()
+        if arrived > deadline:
+            raise TimeoutError("no keyframe within the keyframe budget")
+        if packet.size == 0 or not packet.is_keyframe:
+            continue
+        image = decode_keyframe(stream, packet)
+        if image is not None:
+            return image, arrived, time.monotonic()
+    raise EOFError("stream ended before a keyframe")
+
+
+def grab_stream(url: str, camera_id: str, seq: int, timeouts: GrabTimeouts) -> tuple[Frame, VisitTiming]:
+    """Connect to a network camera, wait for the next keyframe, decode it to BGR, disconnect."""
+    scheme = urlsplit(url).scheme.lower()
+    started = time.monotonic()
+    try:
+        container = av.open(
+            url,
+            options=_network_options(scheme, timeouts),
+            timeout=(timeouts.open_s, timeouts.read_s),
+        )
+    except AV_ERRORS as exc:
+        waited = time.monotonic() - started
+        # PyAV's interrupt callback makes FFmpeg fail with whatever error the step it stopped reports
+        cause = f"no answer within {timeouts.open_s:g} s ({exc})" if waited >= timeouts.open_s else exc
+        raise _logged(grab_error(camera_id, url, cause)) from None
+    try:
+        opened = time.monotonic()
+        if not container.streams.video:
+            raise _logged(grab_error(camera_id, url, "no video stream"))
+        stream = container.streams.video[0]
+        _prepare_decoder(stream)
+        image, arrived, decoded = _first_keyframe(container.demux(stream), stream, started + timeouts.keyframe_s)
+    except STREAM_ERRORS as exc:
+        raise _logged(grab_error(camera_id, url, exc)) from None
+    finally:
+        container.close()
+    frame = Frame(camera_id, seq, datetime.now(UTC), arrived, image, sanitize_url(url))
+    return frame, _timing(frame, started, opened, arrived, decoded)
+
+
+def _logged(error: GrabError) -> GrabError:
+    logger.debug("grab failed: %s", error)
+    return error
+
+
+def _timing(frame: Frame, started: float, opened: float, arrived: float, decoded: float) -> VisitTiming:
+    timing = VisitTiming(_ms(started, opened), _ms(opened, arrived), _ms(arrived, decoded))
+    logger.debug(
+        "camera %s (%s): keyframe %dx%d, connect %.1f ms, keyframe wait %.1f ms, decode %.1f ms",
+        frame.camera_id,
+        frame.source,
+        frame.width,
+        frame.height,
+        timing.connect,
+        timing.first_keyframe,
+        timing.decode,
+    )
+    return timing
+
+
+def file_path(url: str) -> Path | None:
+    """The local path of a `file://` URL or a plain path; None for any other scheme."""
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        return Path(unquote(parts.netloc + parts.path))
+    if parts.scheme == "":
+        return Path(parts.path)
+    return None
+
+
+def file_start_offset(url: str) -> float:
+    """The media-fragment start `#t=SECONDS` of a file camera (0 without one): where its clock starts, so several
+    demo cameras over one file show different moments."""
+    fragment = urlsplit(url).fragment
+    for part in fragment.split("&"):
+        key, _, value = part.partition("=")
+        if key == "t":
+            try:
+                return max(0.0, float(value.split(",")[0]))
+            except ValueError:
+                raise ValueError(f"file camera start {fragment!r}: expected #t=SECONDS") from None
+    return 0.0
+
+
+class FileCamera:
+    """A video file that behaves like a live camera: it loops, and a visit at monotonic time `now` gets the
+    keyframe at or before position `(now - t0) mod duration`. Holds the file open between visits; a lock
+    makes concurrent visits of the same camera take turns."""
+
+    def __init__(self, camera_id: str, path: Path, *, t0: float | None = None) -> None:
+        self.camera_id = camera_id
+        self.path = path
+        self.url = path.resolve().as_uri()
+        self.t0 = time.monotonic() if t0 is None else t0
+        self._lock = threading.Lock()
+        self._container: InputContainer | None = None
+        self._keyframes: list[int] = []  # pts of every keyframe, in stream time base, ascending
+        self._duration = 0  # pts units
+        self._time_base = 0.0  # seconds per pts unit
+
+    def grab(self, seq: int, *, now: float | None = None) -> tuple[Frame, VisitTiming]:
+        """The keyframe live at monotonic time `now` (default: the present)."""
+        with self._lock:
+            try:
+                return self._grab(seq, time.monotonic() if now is None else now)
+            except FILE_ERRORS as exc:
+                self._close()
+                raise _logged(grab_error(self.camera_id, self.url, exc)) from None
+
+    def keyframe_at(self, now: float) -> int:
+        """The pts (stream time base) of the keyframe at or before the live position at monotonic `now`."""
+        with self._lock:
+            try:
+                return self._keyframe_at(now)
+            except FILE_ERRORS as exc:
+                self._close()
+                raise _logged(grab_error(self.camera_id, self.url, exc)) from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def _grab(self, seq: int, now: float) -> tuple[Frame, VisitTiming]:
+        started = time.monotonic()
+        container = self._container or self._open()
+        opened = time.monotonic()
+        stream = container.streams.video[0]
+        target = self._keyframe_at(now)
+        container.seek(target, stream=stream, backward=True, any_frame=False)
+        stream.codec_context.flush_buffers()
+        image, arrived, decoded = _first_keyframe(container.demux(stream), stream, float("inf"))
+        frame = Frame(self.camera_id, seq, datetime.now(UTC), arrived, image, self.url)
+        return frame, _timing(frame, started, opened, arrived, decoded)
+
+    def _keyframe_at(self, now: float) -> int:
+        if not self._keyframes:
+            self._open()
+        position = int((now - self.t0) / self._time_base) % self._duration + self._keyframes[0]
+        index = max(0, bisect_right(self._keyframes, position) - 1)
+        return self._keyframes[index]
+
+    def _open(self) -> InputContainer:
+        if not self.path.is_file():
+            raise FileNotFoundError(f"no such file: {self.path}")
+        container = av.open(str(self.path))
+        if not container.streams.video:
+            container.close()
+            raise ValueError("no video stream")
+        stream = container.streams.video[0]
+        _prepare_decoder(stream)
+        if not self._keyframes:
+            self._index(container, stream)
+        self._container = container
+        return container
+
+    def _index(self, container: InputContainer, stream: VideoStream) -> None:
+        keyframes: list[int] = []
+        end = 0
+        for packet in container.demux(stream):
+            if packet.pts is None:
+                continue
+            end = max(end, packet.pts + max(packet.duration or 0, 1))
+            if packet.is_keyframe:
+                keyframes.append(packet.pts)
+        if not keyframes or stream.time_base is None:
+            raise ValueError("no keyframe in the file")
+        keyframes.sort()
+        self._keyframes = keyframes
+        self._duration = end - keyframes[0]
+        self._time_base = float(stream.time_base)
+        logger.debug(
+            "file camera %s: %d keyframes over %.1f s", self.camera_id, len(keyframes), self._duration * self._time_base
+        )
+
+
+class Grabber:
+    """What the patrol calls: one grab per visit, dispatching on the source's scheme. File cameras stay open
+    between visits, one per camera id; different cameras may be grabbed from different threads at once."""
+
+    def __init__(self, timeouts: GrabTimeouts | None = None) -> None:
+        self.timeouts = timeouts or GrabTimeouts()
+        self._files: dict[str, FileCamera] = {}
+        self._files_lock = threading.Lock()
+
+    def grab(self, camera_id: str, url: str, seq: int) -> tuple[Frame, VisitTiming]:
+        path = file_path(url)
+        if path is not None:
+            return self._file_camera(camera_id, path, file_start_offset(url)).grab(seq)
+        scheme = urlsplit(url).scheme.lower()
+        if scheme not in NETWORK_SCHEMES:
+            raise _logged(grab_error(camera_id, url, f"unsupported scheme {scheme!r}"))
+        return grab_stream(url, camera_id, seq, self.timeouts)
+
+    def close(self) -> None:
+        with self._files_lock:
+            cameras, self._files = list(self._files.values()), {}
+        for camera in cameras:
+            camera.close()
+
+    def _file_camera(self, camera_id: str, path: Path, offset_s: float) -> FileCamera:
+        with self._files_lock:
+            camera = self._files.get(camera_id)
+            if camera is None or camera.path != path:
+                if camera is not None:
+                    camera.close()
+                t0 = time.monotonic() - offset_s
+                camera = self._files[camera_id] = FileCamera(camera_id, path, t0=t0)
+            return camera
+
+
+_shared = Grabber()
+
+
+def grab_keyframe(url: str, camera_id: str, seq: int, timeouts: GrabTimeouts) -> tuple[Frame, VisitTiming]:
+    """One keyframe from `url`: a network camera, or a file that behaves like one (its live position counts
+    from this process's first grab of that camera id)."""
+    if file_path(url) is not None:
+        return _shared.grab(camera_id, url, seq)
+    return Grabber(timeouts).grab(camera_id, url, seq)
