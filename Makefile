@@ -21,8 +21,10 @@ help:
 $(BIN)/gridwatch: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
-	$(BIN)/pip install -q --no-deps 'ultralytics>=8.3'  # only for bus.jpg / zidane.jpg in tests
+	$(BIN)/pip install -q -e '.[test,export]'
+	# ultralytics pulls opencv-python, which shadows the headless build: keep only the headless one
+	$(BIN)/pip uninstall -y -q opencv-python
+	$(BIN)/pip install -q --no-deps --force-reinstall opencv-python-headless
 	touch $@
 
 setup: $(BIN)/gridwatch
@@ -59,15 +61,16 @@ lint: setup
 	$(BIN)/lint-imports
 
 typecheck: setup
-	$(BIN)/mypy core ingest detectors rules intake api gridwatch
+	$(BIN)/mypy core ingest detectors rules intake api gridwatch bench
 
 unit: setup sysdeps
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
 
-bench: setup models
+bench: setup models sysdeps
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.visits
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .pytest_cache .ruff_cache

@@ -53,8 +53,7 @@ class Detections:
             raise ValueError(f"xyxy must have shape (n, 4), got {self.xyxy.shape}")
         if self.confidence.shape != (n,) or self.class_id.shape != (n,):
             raise ValueError(
-                f"confidence and class_id must have shape ({n},), "
-                f"got {self.confidence.shape} and {self.class_id.shape}"
+                f"confidence and class_id must have shape ({n},), got {self.confidence.shape} and {self.class_id.shape}"
             )
         if self.track_id is not None and self.track_id.shape != (n,):
             raise ValueError(f"track_id must have shape ({n},), got {self.track_id.shape}")

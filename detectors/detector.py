@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import onnxruntime
+from numpy.typing import NDArray
 
 from core.errors import ModelError
 from core.types import Detections, Image
 from detectors.family import ModelFamily
 from detectors.manifest import ModelManifest
 from detectors.ssd import SsdFamily
+from detectors.ultralytics import UltralyticsFamily
 from detectors.yolox import YoloxFamily
 
 logger = logging.getLogger(__name__)
@@ -19,6 +22,7 @@ logger = logging.getLogger(__name__)
 FAMILIES: dict[str, Callable[[ModelManifest], ModelFamily]] = {
     "yolox": YoloxFamily,
     "ssd": SsdFamily,
+    "ultralytics": UltralyticsFamily,
 }
 
 
@@ -30,8 +34,7 @@ def _check_input_shape(shape: Sequence[object], family: ModelFamily, manifest: M
     want_w, want_h = manifest.input_size
     if (isinstance(width, int) and width != want_w) or (isinstance(height, int) and height != want_h):
         raise ModelError(
-            f"model {manifest.name}: graph input is {width}x{height}, "
-            f"manifest input_size is {want_w}x{want_h}"
+            f"model {manifest.name}: graph input is {width}x{height}, manifest input_size is {want_w}x{want_h}"
         )
 
 
@@ -62,9 +65,7 @@ class Detector:
         self._output_names: list[str] = [o.name for o in session.get_outputs()]
         self.dynamic_batch: bool = not isinstance(model_input.shape[0], int)
         if manifest.dynamic_batch and not self.dynamic_batch:
-            logger.warning(
-                "model %s: manifest says dynamic_batch but the graph's batch axis is fixed", manifest.name
-            )
+            logger.warning("model %s: manifest says dynamic_batch but the graph's batch axis is fixed", manifest.name)
 
     @property
     def name(self) -> str:
@@ -89,6 +90,10 @@ class Detector:
         if self.dynamic_batch:
             return self._run(images)
         return [self._run([image])[0] for image in images]
+
+    def input_tensor(self, images: Sequence[Image]) -> NDArray[Any]:
+        """The model input for `images`, exactly as `detect_batch` feeds it (for benchmarks and calibration)."""
+        return self._family.preprocess(images)[0]
 
     def _run(self, images: Sequence[Image]) -> list[Detections]:
         tensor, maps = self._family.preprocess(images)

@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 from typing import Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.yamlconf import load_model, parse_model
@@ -80,3 +81,10 @@ def parse_manifest(text: str, path: str) -> ModelManifest:
 def load_manifest(path: Path) -> ModelManifest:
     """Read and validate one manifest file; raises `core.errors.ConfigError`."""
     return load_model(ModelManifest, path)
+
+
+def dump_manifest(manifest: ModelManifest, header: str = "") -> str:
+    """Manifest YAML text that `parse_manifest` reads back to an equal manifest; `header` lines become comments."""
+    data = manifest.model_dump(mode="json", exclude_none=True, exclude_defaults=False)
+    comments = "".join(f"# {line}\n" for line in header.splitlines())
+    return comments + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)

@@ -26,9 +26,7 @@ logger = logging.getLogger(__name__)
 STRIDES = (8, 16, 32)
 
 
-def make_grids(
-    input_size: tuple[int, int], strides: Sequence[int] = STRIDES
-) -> tuple[FloatArray, FloatArray]:
+def make_grids(input_size: tuple[int, int], strides: Sequence[int] = STRIDES) -> tuple[FloatArray, FloatArray]:
     """Per anchor row: its (x, y) grid cell `(A, 2)` and its stride `(A, 1)`, in YOLOX's row order."""
     width, height = input_size
     grids, expanded = [], []

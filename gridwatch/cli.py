@@ -39,6 +39,25 @@ def _cmd_models_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_models_export(args: argparse.Namespace) -> int:
+    # optional extra (torch + ultralytics, seconds to import): loaded only by this command
+    from gridwatch.export import export_model
+
+    manifest, path = export_model(args.weights, args.models_dir, name=args.name, imgsz=args.imgsz)
+    print(f"{manifest.name}: {path} and {args.models_dir / manifest.name}.yaml (dynamic batch)")
+    return 0
+
+
+def _cmd_models_quantize(args: argparse.Namespace) -> int:
+    # needs the onnx package (export extra): loaded only by this command
+    from gridwatch.quantize import agreement_report, quantize_model
+
+    manifest, path = quantize_model(args.models_dir, args.name, args.calibration, args.frames)
+    print(f"{manifest.name}: {path}")
+    print(agreement_report(args.models_dir, args.name, manifest.name, args.report_on or args.calibration))
+    return 0
+
+
 def _cmd_rules_check(args: argparse.Namespace) -> int:
     problems = check_rule_files([Path(p) for p in args.paths])
     for line in problems:
@@ -60,16 +79,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=None)
     run.set_defaults(func=_cmd_run)
 
-    models = sub.add_parser("models", help="model weights").add_subparsers(
-        dest="models_command", required=True
-    )
+    models = sub.add_parser("models", help="model weights").add_subparsers(dest="models_command", required=True)
     fetch = models.add_parser("fetch", help="copy weights from the mirror or upstream and check their sha256")
     fetch.add_argument("name", help="manifest name, e.g. yolox-nano (models/NAME.yaml)")
-    fetch.add_argument(
-        "--mirror", default=None, help="directory or base URL (default: GRIDWATCH_MODEL_MIRROR)"
-    )
+    fetch.add_argument("--mirror", default=None, help="directory or base URL (default: GRIDWATCH_MODEL_MIRROR)")
     fetch.add_argument("--config", type=Path, default=None)
     fetch.set_defaults(func=_cmd_models_fetch)
+    export = models.add_parser("export", help="export an ultralytics .pt to ONNX (dynamic batch) + manifest")
+    export.add_argument("weights", type=Path, help="ultralytics detect weights, e.g. yolo11n.pt")
+    export.add_argument("--name", default=None, help="manifest name (default: the file's stem)")
+    export.add_argument("--imgsz", type=int, default=640)
+    export.add_argument("--models-dir", type=Path, default=Path("models"))
+    export.set_defaults(func=_cmd_models_export)
+    quant = models.add_parser("quantize", help="int8 static quantisation calibrated on real frames")
+    quant.add_argument("name", help="manifest name of the fp32 model, e.g. yolox-nano")
+    quant.add_argument("--calibration", type=Path, required=True, help="directory of images or a video")
+    quant.add_argument("--frames", type=int, default=32, help="calibration frames")
+    quant.add_argument("--report-on", type=Path, default=None, help="footage for the agreement report")
+    quant.add_argument("--models-dir", type=Path, default=Path("models"))
+    quant.set_defaults(func=_cmd_models_quantize)
 
     rules = sub.add_parser("rules", help="rule files").add_subparsers(dest="rules_command", required=True)
     check = rules.add_parser("check", help="validate rule files; exit 1 with file:line:col per problem")

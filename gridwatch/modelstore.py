@@ -50,9 +50,7 @@ def _is_url(location: str) -> bool:
 
 def _source_for(manifest: ModelManifest, mirror: str | None) -> str:
     if mirror:
-        return (
-            f"{mirror.rstrip('/')}/{manifest.file}" if _is_url(mirror) else str(Path(mirror) / manifest.file)
-        )
+        return f"{mirror.rstrip('/')}/{manifest.file}" if _is_url(mirror) else str(Path(mirror) / manifest.file)
     if manifest.download_url:
         return manifest.download_url
     raise ModelError(

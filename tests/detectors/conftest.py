@@ -13,6 +13,8 @@ from core.types import Detections, Image
 from detectors.detector import Detector
 from detectors.manifest import ModelManifest, load_manifest
 from detectors.session import create_session
+from gridwatch.export import export_model
+from tests.detectors.ultralytics_support import build_yolo11n
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
@@ -68,3 +70,19 @@ def zidane(zidane_jpg: Path) -> Image:
 @pytest.fixture(scope="session")
 def footage_frame(footage_path: Path) -> Image:
     return decode_frame(footage_path, 100)
+
+
+@pytest.fixture(scope="session")
+def yolo11n_export(tmp_path_factory: pytest.TempPathFactory, bus: Image, zidane: Image) -> tuple[Path, Path]:
+    """(the .pt, the models dir holding `yolo11n.onnx` + `yolo11n.yaml` from `export_model`), once a session."""
+    work = tmp_path_factory.mktemp("yolo11n")
+    weights = build_yolo11n(work, [bus, zidane])
+    export_model(weights, work / "models")
+    return weights, work / "models"
+
+
+@pytest.fixture(scope="session")
+def yolo11n(yolo11n_export: tuple[Path, Path]) -> Detector:
+    _, models_dir = yolo11n_export
+    manifest = load_manifest(models_dir / "yolo11n.yaml")
+    return Detector(create_session(models_dir / manifest.file), manifest, conf_threshold=0.25, nms_iou=0.7)

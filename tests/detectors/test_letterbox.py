@@ -30,9 +30,7 @@ SHAPES = [
 
 @pytest.mark.parametrize("centre", [False, True])
 @pytest.mark.parametrize(("height", "width", "size"), SHAPES)
-def test_inverse_round_trips_boxes_within_a_pixel(
-    height: int, width: int, size: tuple[int, int], centre: bool
-) -> None:
+def test_inverse_round_trips_boxes_within_a_pixel(height: int, width: int, size: tuple[int, int], centre: bool) -> None:
     # given
     image = np.zeros((height, width, 3), np.uint8)
     _, transform = letterbox(image, size, centre=centre)
@@ -85,9 +83,7 @@ def test_resize_plain_maps_corners_back() -> None:
     resized, transform = resize_plain(gradient_image(720, 1280), (300, 300))
 
     assert resized.shape == (300, 300, 3)
-    np.testing.assert_allclose(
-        transform.to_source(np.array([[0, 0, 300, 300]], np.float32)), [[0, 0, 1280, 720]]
-    )
+    np.testing.assert_allclose(transform.to_source(np.array([[0, 0, 300, 300]], np.float32)), [[0, 0, 1280, 720]])
 
 
 @pytest.mark.parametrize(

@@ -31,9 +31,7 @@ def test_sha256_file_matches_the_manifest(yolox_path: Path, yolox_manifest: Mode
     assert sha256_file(yolox_path) == yolox_manifest.sha256
 
 
-def test_fetch_from_a_directory_mirror_then_refetch_is_a_no_op(
-    tmp_path: Path, yolox_manifest: ModelManifest
-) -> None:
+def test_fetch_from_a_directory_mirror_then_refetch_is_a_no_op(tmp_path: Path, yolox_manifest: ModelManifest) -> None:
     # given
     dest = tmp_path / "models"
 
@@ -119,9 +117,7 @@ def test_http_mirror_without_the_file(tmp_path: Path, http_mirror: str) -> None:
         fetch_model(manifests / "yolox-nano.yaml", tmp_path, http_mirror)
 
 
-def test_verify_model_names_path_and_hashes(
-    tmp_path: Path, yolox_path: Path, yolox_manifest: ModelManifest
-) -> None:
+def test_verify_model_names_path_and_hashes(tmp_path: Path, yolox_path: Path, yolox_manifest: ModelManifest) -> None:
     expected = yolox_manifest.sha256
     missing = tmp_path / "missing.onnx"
     with pytest.raises(ModelError) as caught:

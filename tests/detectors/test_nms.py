@@ -46,9 +46,7 @@ NMS_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("name", "xyxy", "conf", "threshold", "kept"), NMS_CASES, ids=[c[0] for c in NMS_CASES]
-)
+@pytest.mark.parametrize(("name", "xyxy", "conf", "threshold", "kept"), NMS_CASES, ids=[c[0] for c in NMS_CASES])
 def test_nms(name: str, xyxy: np.ndarray, conf: np.ndarray, threshold: float, kept: list[int]) -> None:
     result = nms(xyxy, conf, threshold)
 

@@ -1,0 +1,181 @@
+"""A deadline-aware micro-batcher: frames from all grabbers of a worker share one model's inference.
+
+One `MicroBatcher` per model (a per-model queue and one worker thread). A frame waits at most `max_wait_ms`
+for companions; a batch closes at `max_batch` frames or at the oldest frame's deadline, whichever comes
+first. Models whose graph has a fixed batch axis run frame by frame (no waiting). When inference is the
+bottleneck the queue fills: `detect` blocks, then raises `OverloadedError` after `submit_timeout_s`, and
+`saturated` / `queue_depth` tell the scheduler to slow down before that.
+
+`detect(image)` has `Detector.detect`'s signature, so the visit pipeline takes either.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from core.errors import GridwatchError
+from core.types import Detections, Image
+
+logger = logging.getLogger(__name__)
+
+
+class OverloadedError(GridwatchError):
+    """Inference cannot keep up: the model's queue stayed full for the whole submit timeout."""
+
+
+class BatchDetector(Protocol):
+    """What the batcher needs from a detector (`detectors.detector.Detector` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dynamic_batch(self) -> bool: ...
+
+    def detect_batch(self, images: Sequence[Image]) -> list[Detections]: ...
+
+
+@dataclass(slots=True)
+class _Request:
+    image: Image
+    deadline: float  # time.monotonic() by which its batch must start
+    future: Future[Detections] = field(default_factory=Future)
+
+
+@dataclass(slots=True)
+class BatchStats:
+    """Counters since start: batches run, frames run, failed batches."""
+
+    batches: int = 0
+    frames: int = 0
+    failures: int = 0
+
+
+_STOP = object()
+
+
+class MicroBatcher:
+    """Batches `detect` calls from many threads into `detector.detect_batch` runs, one worker thread."""
+
+    def __init__(
+        self,
+        detector: BatchDetector,
+        *,
+        max_batch: int = 8,
+        max_wait_ms: float = 10.0,
+        max_queue: int = 64,
+        submit_timeout_s: float = 5.0,
+        high_water: float = 0.75,
+        autostart: bool = True,
+    ) -> None:
+        if max_batch < 1 or max_queue < 1 or max_wait_ms < 0:
+            raise ValueError(
+                f"need max_batch >= 1, max_queue >= 1, max_wait_ms >= 0; got {max_batch}, {max_queue}, {max_wait_ms}"
+            )
+        self._detector = detector
+        self.max_batch = max_batch if detector.dynamic_batch else 1
+        self._max_wait_s = max_wait_ms / 1000 if detector.dynamic_batch else 0.0
+        self.max_queue = max_queue
+        self._submit_timeout_s = submit_timeout_s
+        self._high_water = max(1, int(max_queue * high_water))
+        self._queue: queue.Queue[_Request | object] = queue.Queue(maxsize=max_queue)
+        self._thread = threading.Thread(target=self._loop, name=f"batcher-{detector.name}", daemon=True)
+        self._closed = False
+        self.stats = BatchStats()
+        if not detector.dynamic_batch and max_batch > 1:
+            logger.info("model %s has a fixed batch axis: the batcher runs it frame by frame", detector.name)
+        if autostart:
+            self.start()
+
+    @property
+    def queue_depth(self) -> int:
+        """Frames waiting for inference now."""
+        return self._queue.qsize()
+
+    @property
+    def saturated(self) -> bool:
+        """True when the queue is at or above its high-water mark: the scheduler should slow down."""
+        return self._queue.qsize() >= self._high_water
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, image: Image) -> Future[Detections]:
+        """Queue one image; its Detections arrive on the future. Raises OverloadedError when the queue stays full."""
+        if self._closed:
+            raise RuntimeError(f"batcher for {self._detector.name} is closed")
+        request = _Request(image, time.monotonic() + self._max_wait_s)
+        try:
+            self._queue.put(request, timeout=self._submit_timeout_s)
+        except queue.Full:
+            raise OverloadedError(
+                f"model {self._detector.name}: inference queue full ({self.max_queue} frames) for "
+                f"{self._submit_timeout_s:.1f} s"
+            ) from None
+        return request.future
+
+    def detect(self, image: Image) -> Detections:
+        """Detections on one BGR image, run in a batch with other callers' images."""
+        return self.submit(image).result()
+
+    def close(self) -> None:
+        """Finish what is queued, then stop the worker thread."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join()
+
+    def __enter__(self) -> MicroBatcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _collect(self, first: _Request) -> tuple[list[_Request], bool]:
+        """`first` plus whatever arrives before its deadline, up to max_batch; and whether to stop after."""
+        batch = [first]
+        while len(batch) < self.max_batch:
+            remaining = first.deadline - time.monotonic()
+            try:
+                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                return batch, True
+            assert isinstance(item, _Request)
+            batch.append(item)
+        return batch, False
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            assert isinstance(item, _Request)
+            batch, stop = self._collect(item)
+            self._run(batch)
+            if stop:
+                return
+
+    def _run(self, batch: list[_Request]) -> None:
+        try:
+            results = self._detector.detect_batch([r.image for r in batch])
+        except Exception as exc:
+            self.stats.failures += 1
+            logger.exception("model %s: batch of %d failed", self._detector.name, len(batch))
+            for request in batch:
+                request.future.set_exception(exc)
+            return
+        self.stats.batches += 1
+        self.stats.frames += len(batch)
+        for request, result in zip(batch, results, strict=True):
+            request.future.set_result(result)

@@ -1,0 +1,119 @@
+"""Ultralytics YOLOv8 / YOLO11 ONNX exports: centred letterbox in, `[N, 4 + C, A]` out.
+
+Preprocessing follows ultralytics' `LetterBox` exactly (so boxes agree with its own predict on the same
+ONNX file): scale r = min(h_in / h, w_in / w), resized size rounded per side, padding split in two with
+`round(pad / 2 -+ 0.1)`, fill 114, INTER_LINEAR, then BGR -> RGB and 0-255 -> 0-1 float32 NCHW.
+Output rows are (cx, cy, w, h, class scores...) in input pixels, class scores already sigmoided, no
+objectness. Decoding: best class per anchor, confidence filter, class-aware NMS, at most `max_det` boxes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from core.errors import ModelError
+from core.types import Detections, FloatArray, Image
+from detectors.family import BoxMap, Layout
+from detectors.letterbox import PAD_VALUE
+from detectors.manifest import ModelManifest
+from detectors.nms import batched_nms
+
+logger = logging.getLogger(__name__)
+
+MAX_DET = 300  # ultralytics' predict default
+MAX_NMS = 30000  # most candidates passed to NMS, best first (ultralytics' default)
+
+
+@dataclass(frozen=True, slots=True)
+class CentredLetterbox:
+    """input = source * (gain_x, gain_y) + (pad_x, pad_y); the inverse of ultralytics' `scale_boxes`."""
+
+    gain_x: float
+    gain_y: float
+    pad_x: int
+    pad_y: int
+    src_width: int
+    src_height: int
+
+    def to_source(self, xyxy: FloatArray) -> FloatArray:
+        out = np.empty_like(xyxy, dtype=np.float32)
+        out[:, 0::2] = np.clip((xyxy[:, 0::2] - self.pad_x) / self.gain_x, 0, self.src_width)
+        out[:, 1::2] = np.clip((xyxy[:, 1::2] - self.pad_y) / self.gain_y, 0, self.src_height)
+        return out
+
+
+def letterbox_centred(image: Image, size: tuple[int, int], out: NDArray[np.uint8]) -> CentredLetterbox:
+    """Letterbox BGR `image` into `out` (height x width x 3 uint8, `size` = (width, height)), ultralytics' way."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an HxWx3 uint8 image, got shape {image.shape} dtype {image.dtype}")
+    in_w, in_h = size
+    src_h, src_w = int(image.shape[0]), int(image.shape[1])
+    r = min(in_h / src_h, in_w / src_w)
+    new_w, new_h = max(round(src_w * r), 1), max(round(src_h * r), 1)
+    left, top = round((in_w - new_w) / 2 - 0.1), round((in_h - new_h) / 2 - 0.1)
+    out[:] = PAD_VALUE
+    resized = image if (new_w, new_h) == (src_w, src_h) else cv2.resize(image, (new_w, new_h))
+    out[top : top + new_h, left : left + new_w] = resized
+    return CentredLetterbox(new_w / src_w, new_h / src_h, left, top, src_w, src_h)
+
+
+def decode_one(
+    raw: FloatArray, conf_threshold: float, nms_iou: float, max_det: int = MAX_DET
+) -> tuple[FloatArray, FloatArray, NDArray[np.int64]]:
+    """One image's `[4 + C, A]` output -> (xyxy in input pixels, score, class id), best score first."""
+    scores = raw[4:]
+    best = scores.max(axis=0)
+    cols = np.flatnonzero(best > conf_threshold)
+    if len(cols) > MAX_NMS:
+        cols = cols[np.argsort(-best[cols], kind="stable")[:MAX_NMS]]
+    class_id = np.argmax(scores[:, cols], axis=0).astype(np.int64)
+    score = best[cols].astype(np.float32)
+    cx, cy, w, h = raw[0, cols], raw[1, cols], raw[2, cols], raw[3, cols]
+    xyxy = np.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), axis=1).astype(np.float32)
+    keep = batched_nms(xyxy, score, class_id, nms_iou)[:max_det]
+    return xyxy[keep], score[keep], class_id[keep]
+
+
+class UltralyticsFamily:
+    """Pre/post-processing for ultralytics detect exports (YOLOv8, YOLO11), NMS not in the graph."""
+
+    layout: Layout = "NCHW"
+
+    def __init__(self, manifest: ModelManifest) -> None:
+        self._input_size = manifest.input_size
+        self._num_classes = len(manifest.labels)
+
+    def preprocess(self, images: Sequence[Image]) -> tuple[NDArray[Any], list[BoxMap]]:
+        in_w, in_h = self._input_size
+        canvas = np.empty((len(images), in_h, in_w, 3), np.uint8)
+        maps: list[BoxMap] = [letterbox_centred(image, self._input_size, canvas[i]) for i, image in enumerate(images)]
+        rgb = canvas[..., ::-1].transpose(0, 3, 1, 2)
+        tensor = np.empty((len(images), 3, in_h, in_w), np.float32)
+        np.multiply(rgb, np.float32(1 / 255), out=tensor)
+        return tensor, maps
+
+    def postprocess(
+        self,
+        outputs: Sequence[NDArray[Any]],
+        maps: Sequence[BoxMap],
+        conf_threshold: float,
+        nms_iou: float,
+    ) -> list[Detections]:
+        raw = outputs[0]
+        if raw.ndim != 3 or raw.shape[0] != len(maps) or raw.shape[1] != 4 + self._num_classes:
+            raise ModelError(
+                f"ultralytics output has shape {raw.shape}, expected ({len(maps)}, "
+                f"{4 + self._num_classes}, anchors) for this manifest's {self._num_classes} labels"
+            )
+        results = []
+        for i, box_map in enumerate(maps):
+            xyxy, score, class_id = decode_one(raw[i], conf_threshold, nms_iou)
+            results.append(Detections(xyxy=box_map.to_source(xyxy), confidence=score, class_id=class_id))
+        return results

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from core.types import Detections, Image
+from detectors.batcher import MicroBatcher, OverloadedError
+from detectors.detector import Detector
+
+
+def assert_same(got: Detections, want: Detections, atol: float = 0.0) -> None:
+    assert len(got) == len(want)
+    np.testing.assert_allclose(got.xyxy, want.xyxy, atol=atol)
+    np.testing.assert_allclose(got.confidence, want.confidence, atol=atol)
+    np.testing.assert_array_equal(got.class_id, want.class_id)
+
+
+def test_static_batch_model_runs_frame_by_frame(
+    yolox: Detector, bus: Image, zidane: Image, footage_frame: Image
+) -> None:
+    images = [bus, zidane, footage_frame] * 3
+    with MicroBatcher(yolox, max_batch=8, max_wait_ms=50) as batcher, ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(batcher.detect, images))
+
+    assert batcher.max_batch == 1
+    assert (batcher.stats.batches, batcher.stats.frames) == (9, 9)
+    for got, image in zip(results, images, strict=True):
+        assert_same(got, yolox.detect(image))
+
+
+def test_dynamic_batch_model_batches_and_matches_one_by_one(yolo11n: Detector, bus: Image, zidane: Image) -> None:
+    images = [bus, zidane, bus, zidane]
+    batcher = MicroBatcher(yolo11n, max_batch=4, max_wait_ms=60_000, autostart=False)
+    futures = [batcher.submit(image) for image in images]
+
+    batcher.start()
+    results = [future.result(timeout=60) for future in futures]
+    batcher.close()
+
+    assert (batcher.stats.batches, batcher.stats.frames) == (1, 4)  # closed at max_batch, not the deadline
+    for got, image in zip(results, images, strict=True):
+        assert_same(got, yolo11n.detect(image), atol=0.05)
+
+
+def test_a_lone_frame_leaves_at_its_deadline(yolo11n: Detector, bus: Image) -> None:
+    with MicroBatcher(yolo11n, max_batch=8, max_wait_ms=5) as batcher:
+        got = batcher.submit(bus).result(timeout=60)
+
+    assert (batcher.stats.batches, batcher.stats.frames) == (1, 1)
+    assert_same(got, yolo11n.detect(bus), atol=0.05)
+
+
+def test_a_full_queue_pushes_back(yolox: Detector, bus: Image) -> None:
+    batcher = MicroBatcher(yolox, max_queue=2, submit_timeout_s=0.01, high_water=1.0, autostart=False)
+    first, second = batcher.submit(bus), batcher.submit(bus)
+
+    assert batcher.queue_depth == 2 and batcher.saturated
+    with pytest.raises(OverloadedError, match="inference queue full \\(2 frames\\)"):
+        batcher.submit(bus)
+
+    batcher.start()
+    assert len(first.result(timeout=60)) == len(second.result(timeout=60)) > 0
+    batcher.close()
+    assert batcher.queue_depth == 0 and not batcher.saturated
+
+
+def test_a_failing_batch_fails_its_callers_only(yolox: Detector, bus: Image) -> None:
+    grey = np.zeros((32, 32), np.uint8)  # not HxWx3: the letterbox refuses it
+    with MicroBatcher(yolox) as batcher:
+        with pytest.raises(ValueError, match="expected an HxWx3 uint8 image"):
+            batcher.detect(grey)
+        assert len(batcher.detect(bus)) > 0
+
+    assert batcher.stats.failures == 1
+
+
+def test_a_closed_batcher_refuses_frames(yolox: Detector, bus: Image) -> None:
+    batcher = MicroBatcher(yolox)
+    batcher.close()
+
+    with pytest.raises(RuntimeError, match="closed"):
+        batcher.submit(bus)

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from ultralytics import YOLO  # type: ignore[attr-defined]
+
+from core.types import Detections, Image
+from detectors.detector import Detector
+from detectors.manifest import load_manifest
+from detectors.session import create_session
+from detectors.ultralytics import MAX_DET, letterbox_centred
+from gridwatch.modelstore import sha256_file
+from tests.detectors.conftest import decode_frame
+
+
+@pytest.mark.parametrize(
+    ("src_wh", "size", "placed"),
+    [
+        ((810, 1080), (640, 640), (80, 0, 480, 640)),  # bus.jpg: portrait, padded left and right
+        ((1280, 720), (640, 640), (0, 140, 640, 360)),  # zidane.jpg: landscape, padded top and bottom
+        ((768, 576), (640, 480), (0, 0, 640, 480)),  # the footage at its rect size: no padding
+        ((641, 3), (640, 640), (0, 318, 640, 3)),  # pad 318.5 rounds as round(318.5 - 0.1)
+    ],
+)
+def test_letterbox_places_the_picture_like_ultralytics(
+    src_wh: tuple[int, int], size: tuple[int, int], placed: tuple[int, int, int, int]
+) -> None:
+    image = np.full((src_wh[1], src_wh[0], 3), 200, np.uint8)
+    canvas = np.zeros((size[1], size[0], 3), np.uint8)
+
+    transform = letterbox_centred(image, size, canvas)
+
+    left, top, width, height = placed
+    assert (transform.pad_x, transform.pad_y) == (left, top)
+    inside = canvas[top : top + height, left : left + width]
+    assert np.all(inside == 200) and np.count_nonzero(canvas == 200) == inside.size
+    corners = np.array([[0, 0, src_wh[0], src_wh[1]]], np.float32)
+    back = transform.to_source(np.array([[left, top, left + width, top + height]], np.float32))
+    np.testing.assert_allclose(back, corners, atol=1e-3)
+
+
+def test_export_writes_a_dynamic_batch_manifest(yolo11n_export: tuple[Path, Path]) -> None:
+    _, models_dir = yolo11n_export
+    manifest = load_manifest(models_dir / "yolo11n.yaml")
+
+    assert manifest.family == "ultralytics" and manifest.dynamic_batch
+    assert manifest.input_size == (640, 640) and len(manifest.labels) == 80
+    assert manifest.sha256 == sha256_file(models_dir / manifest.file)
+
+
+LOW_CONF = 0.05  # the random-init test model is unsure of everything: compare its low-confidence boxes too
+
+
+def reference(model: Path, image: Image) -> Detections:
+    """ultralytics' own predict on the same ONNX file, square 640 letterbox as ours (rect=False)."""
+    result: Any = YOLO(str(model), task="detect").predict(
+        image, imgsz=640, conf=LOW_CONF, iou=0.7, rect=False, verbose=False
+    )
+    boxes = result[0].boxes
+    return Detections(
+        xyxy=boxes.xyxy.numpy().astype(np.float32),
+        confidence=boxes.conf.numpy().astype(np.float32),
+        class_id=boxes.cls.numpy().astype(np.int64),
+    )
+
+
+@pytest.mark.parametrize("picture", ["bus", "zidane", "footage 0", "footage 300"])
+def test_decoding_agrees_with_ultralytics_predict(
+    picture: str,
+    yolo11n_export: tuple[Path, Path],
+    bus: Image,
+    zidane: Image,
+    footage_path: Path,
+) -> None:
+    pictures = {"bus": lambda: bus, "zidane": lambda: zidane}
+    image = pictures[picture]() if picture in pictures else decode_frame(footage_path, int(picture.split()[1]))
+    models_dir = yolo11n_export[1]
+    manifest = load_manifest(models_dir / "yolo11n.yaml")
+    ours = Detector(create_session(models_dir / manifest.file), manifest, conf_threshold=LOW_CONF, nms_iou=0.7)
+    want = reference(models_dir / manifest.file, image)
+
+    got = ours.detect(image)
+
+    assert len(want) >= 3, "the test model should give several boxes to compare"
+    assert len(got) == len(want)
+    assert unpaired(want, got) == [] and unpaired(got, want) == []
+
+
+def unpaired(some: Detections, other: Detections) -> list[int]:
+    """Boxes of `some` with no box in `other` of the same class within 1 px and 0.01 in score. Near-ties in
+    score may legitimately swap places at the 300-box cut-off, so boxes within 0.01 of the lowest are skipped."""
+    close = (
+        (np.abs(some.xyxy[:, None, :] - other.xyxy[None, :, :]).max(axis=2) <= 1.0)
+        & (np.abs(some.confidence[:, None] - other.confidence[None, :]) <= 0.01)
+        & (some.class_id[:, None] == other.class_id[None, :])
+    )
+    capped = len(some) == MAX_DET
+    floor = min(some.confidence.min(), other.confidence.min()) + 0.01 if capped else -1.0
+    return [i for i in range(len(some)) if not close[i].any() and some.confidence[i] > floor]
+
+
+def test_dynamic_batch_runs_once_and_equals_one_by_one(yolo11n: Detector, bus: Image, zidane: Image) -> None:
+    assert yolo11n.dynamic_batch
+
+    batched = yolo11n.detect_batch([bus, zidane, bus])
+
+    for got, image in zip(batched, [bus, zidane, bus], strict=True):
+        want = yolo11n.detect(image)
+        assert len(got) == len(want)
+        np.testing.assert_allclose(got.xyxy, want.xyxy, atol=0.05)
+        np.testing.assert_array_equal(got.class_id, want.class_id)
