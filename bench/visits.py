@@ -126,7 +126,9 @@ def _cpu_model() -> str:
         return platform.processor()
 
 
-def section(costs: list[VisitCost], cpu: list[float], naive: list[float], rates: dict[int, float], n: int) -> str:
+def section(
+    costs: list[VisitCost], cpu: list[float], naive: list[float], rates: dict[int, float], n: int, seconds: float
+) -> str:
     rows = ["| stage | median ms | p90 ms |", "|---|---|---|"]
     for stage in STAGES:
         values = [getattr(c, stage) for c in costs]
@@ -137,12 +139,12 @@ def section(costs: list[VisitCost], cpu: list[float], naive: list[float], rates:
     rate_line = ", ".join(f"{w} in flight: {r:.1f} visits/s" for w, r in rates.items())
     return f"""{HEADING}
 
-How to run: `make bench` (or `.venv/bin/python -m bench.visits --visits {n}`). The GStreamer RTSP test
-server serves the shared footage (H.264 768x576, 10 fps, keyframe every 2 s) on 4 paths on loopback; each
-visit opens a new RTSP session over TCP, waits for the next keyframe, decodes it alone, runs YOLOX-nano
-(ONNX Runtime, CPU, 1 thread), the demo walkway fence, and (when the rule fires, once per camera per
-cooldown) encodes the clean and annotated JPEGs and stores the event. Machine: {_cpu_model()},
-{os.cpu_count()} cores.
+How to run: `make bench` (or `.venv/bin/python -m bench.visits --visits {n} --seconds {seconds:g}`). The
+GStreamer RTSP test server serves the shared footage (H.264 768x576, 10 fps, keyframe every 2 s) on 4
+paths on loopback; each visit opens a new RTSP session over TCP, waits for the next keyframe, decodes it
+alone, runs YOLOX-nano (ONNX Runtime, CPU, 1 thread), the demo walkway fence, and (when the rule fires,
+once per camera per cooldown) encodes the clean and annotated JPEGs and stores the event. Machine:
+{_cpu_model()}, {os.cpu_count()} cores.
 
 {n} visits one after another:
 
@@ -154,7 +156,7 @@ visit. Most of a visit's wall time is the wait for the camera's next keyframe (o
 keyframe interval), not work: the CPU used is about {_med(cpu) / _med(totals):.0%} of the wall time, which
 is why a worker keeps many visits in flight.
 
-Patrol throughput (every camera due continuously; cameras spread over the 4 paths): {rate_line}.
+Patrol throughput over {seconds:g} s (32 cameras, all due continuously, spread over the 4 paths): {rate_line}.
 """
 
 
@@ -188,7 +190,7 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(10)
-    text = section(costs, cpu, naive, rates, args.visits)
+    text = section(costs, cpu, naive, rates, args.visits, args.seconds)
     write_section(args.out, text)
     print(text)
 
