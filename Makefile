@@ -11,16 +11,22 @@ DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreame
         gstreamer1.0-plugins-bad chromium
 APT := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: help setup sysdeps models media demo test lint typecheck unit bench clean
+.PHONY: help setup dev sysdeps models media demo test lint typecheck unit bench clean
 
 help:
 	@echo "make demo   - set up and run gridwatch on the demo cameras (alert wall on http://127.0.0.1:8000)"
 	@echo "make test   - set up and run lint, type checks and the test suite"
 	@echo "make bench  - run the benchmarks (bench/)"
 
+# the runtime: all `make demo` needs
 $(BIN)/gridwatch: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $@
+
+# tests, lint and benchmarks: also ultralytics + torch (export, naive baseline, bus.jpg/zidane.jpg)
+$(VENV)/.dev: $(BIN)/gridwatch
 	$(BIN)/pip install -q -e '.[test,export]'
 	# ultralytics pulls opencv-python, which shadows the headless build: keep only the headless one
 	$(BIN)/pip uninstall -y -q opencv-python
@@ -28,6 +34,7 @@ $(BIN)/gridwatch: pyproject.toml
 	touch $@
 
 setup: $(BIN)/gridwatch
+dev: $(VENV)/.dev
 
 # Debian packages: the GStreamer RTSP server (tests' cameras) and Chromium (alert wall tests)
 sysdeps:
@@ -55,20 +62,20 @@ demo: setup models media
 	@echo "alert wall: http://127.0.0.1:8000"
 	GRIDWATCH_DEMO_MEDIA=$(abspath $(DEMO_MEDIA)) $(BIN)/gridwatch run --config configs/demo
 
-lint: setup
+lint: dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-typecheck: setup
+typecheck: dev
 	$(BIN)/mypy core ingest detectors rules intake api gridwatch bench
 
-unit: setup sysdeps
+unit: dev sysdeps
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
 
-bench: setup models sysdeps
+bench: dev models sysdeps
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.visits
 

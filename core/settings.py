@@ -20,6 +20,11 @@ class DetectorSettings(BaseModel):
     intra_op_threads: int = Field(default=1, ge=1, le=64)
     conf_threshold: float = Field(default=0.35, gt=0, lt=1)
     nms_iou: float = Field(default=0.45, gt=0, lt=1)
+    # the micro-batcher shared by all patrol workers: up to max_batch frames or max_wait_ms per run
+    # (dynamic-batch models only; 1 on CPU, 8-32 on a GPU), at most max_queue frames waiting
+    max_batch: int = Field(default=1, ge=1, le=256)
+    max_wait_ms: float = Field(default=10.0, ge=0, le=1000)
+    max_queue: int = Field(default=64, ge=1, le=100_000)
 
 
 class PatrolSettings(BaseModel):

@@ -37,6 +37,9 @@ class BatchDetector(Protocol):
     def name(self) -> str: ...
 
     @property
+    def labels(self) -> list[str]: ...
+
+    @property
     def dynamic_batch(self) -> bool: ...
 
     def detect_batch(self, images: Sequence[Image]) -> list[Detections]: ...
@@ -93,6 +96,14 @@ class MicroBatcher:
             logger.info("model %s has a fixed batch axis: the batcher runs it frame by frame", detector.name)
         if autostart:
             self.start()
+
+    @property
+    def name(self) -> str:
+        return self._detector.name
+
+    @property
+    def labels(self) -> list[str]:
+        return self._detector.labels
 
     @property
     def queue_depth(self) -> int:

@@ -16,6 +16,7 @@ from core.clock import SystemClock
 from core.errors import ConfigError
 from core.settings import Settings
 from core.yamlconf import load_yaml_text, validation_problems
+from detectors.batcher import MicroBatcher
 from detectors.detector import Detector
 from detectors.session import create_session
 from gridwatch import __version__
@@ -103,6 +104,7 @@ class RulesHolder:
 class Runtime:
     settings: Settings
     patrol: Patrol
+    batcher: MicroBatcher
     rules: RulesHolder
     store: EventStore
     bus: EventBus
@@ -120,11 +122,14 @@ class Runtime:
     def stop(self) -> None:
         self.stop_event.set()
         self.patrol.stop()
+        self.batcher.close()
         self.bus.close()
         self.store.close()
 
     def health(self) -> dict[str, object]:
-        return {**self.patrol.health(), "rules": self.rules.status()}
+        b = self.batcher
+        inference = {"queue_depth": b.queue_depth, "batches": b.stats.batches, "frames": b.stats.frames}
+        return {**self.patrol.health(), "inference": inference, "rules": self.rules.status()}
 
 
 def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
@@ -133,6 +138,7 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
     det = settings.detector
     session = create_session(weights, det.providers, det.intra_op_threads)
     detector = Detector(session, manifest, conf_threshold=det.conf_threshold, nms_iou=det.nms_iou)
+    batcher = MicroBatcher(detector, max_batch=det.max_batch, max_wait_ms=det.max_wait_ms, max_queue=det.max_queue)
     rules = RulesHolder(config_dir / "rules", detector.labels)
 
     data = settings.data_dir
@@ -143,7 +149,7 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
     grabber = Grabber(GrabTimeouts(open_s=p.open_timeout_s, read_s=p.read_timeout_s, keyframe_s=p.keyframe_timeout_s))
     pipeline = VisitPipeline(
         grabber=grabber,
-        detector=detector,
+        detector=batcher,
         engine=rules.engine,
         gate=EventGate(),
         sink=IntakeSink(store, evidence, bus),
@@ -152,7 +158,7 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
     )
     backoff = BackoffPolicy(base_s=p.backoff_base_s, max_s=p.backoff_max_s, offline_after=p.offline_after_failures)
     scheduler = InProcessScheduler(cameras, clock.monotonic, backoff)
-    patrol = Patrol(scheduler, pipeline, workers=p.max_in_flight)
+    patrol = Patrol(scheduler, pipeline, workers=p.max_in_flight, pressure=lambda: batcher.saturated)
     runtime_ref: list[Runtime] = []
     app = create_app(
         ApiDeps(
@@ -163,7 +169,7 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
             version=__version__,
         )
     )
-    runtime = Runtime(settings, patrol, rules, store, bus, app, threading.Event())
+    runtime = Runtime(settings, patrol, batcher, rules, store, bus, app, threading.Event())
     runtime_ref.append(runtime)
     logger.info("%d cameras, %d rules, model %s", len(cameras), len(rules.engine().ruleset.rules), manifest.name)
     return runtime

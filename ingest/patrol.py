@@ -26,6 +26,7 @@ class PatrolStats:
     visits: int = 0
     failures: int = 0
     events: int = 0
+    held_back: int = 0  # times a worker waited for inference to catch up before its next visit
     recent: deque[VisitCost] = field(default_factory=lambda: deque(maxlen=500))
 
     def as_dict(self) -> dict[str, object]:
@@ -34,6 +35,7 @@ class PatrolStats:
             "visits": self.visits,
             "failures": self.failures,
             "events": self.events,
+            "held_back": self.held_back,
             "median_ms": {
                 "connect": round(med.connect, 2),
                 "first_keyframe": round(med.first_keyframe, 2),
@@ -54,8 +56,11 @@ class Patrol:
         *,
         workers: int,
         on_result: Callable[[VisitResult], None] | None = None,
+        pressure: Callable[[], bool] | None = None,
     ) -> None:
+        """`pressure()` true means inference is behind: workers start no new visit until it clears."""
         self._scheduler = scheduler
+        self._pressure = pressure
         self._pipeline = pipeline
         self._workers = workers
         self._on_result = on_result
@@ -81,6 +86,11 @@ class Patrol:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if self._pressure is not None and self._pressure():
+                with self._lock:
+                    self.stats.held_back += 1
+                self._stop.wait(0.01)
+                continue
             camera = self._scheduler.acquire(timeout=1.0)
             if camera is None:
                 continue
