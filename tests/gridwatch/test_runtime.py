@@ -1,0 +1,77 @@
+"""Composition-root pieces that run without cameras: settings loading and rule hot reload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.errors import ConfigError
+from gridwatch.runtime import RulesHolder, load_settings
+
+LABELS = ["person", "bicycle", "car"]
+RULE = """\
+rules:
+  - id: {rule_id}
+    kind: zone_intrusion
+    zone: {{name: gate, polygon: [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]]}}
+    classes: [{cls}]
+"""
+
+
+def write_rule(folder: Path, rule_id: str = "gate", cls: str = "person") -> None:
+    (folder / "site.yaml").write_text(RULE.format(rule_id=rule_id, cls=cls))
+
+
+def test_a_bad_rule_file_keeps_the_last_good_rules_running(tmp_path: Path) -> None:
+    write_rule(tmp_path)
+    holder = RulesHolder(tmp_path, LABELS)
+    running = holder.engine()
+
+    (tmp_path / "site.yaml").write_text(RULE.format(rule_id="gate", cls="person") + "    max_dwell_s: 3\n")
+    holder.poll()
+    assert holder.engine() is running
+    assert holder.status() == {
+        "rules": 1,
+        "errors": [f"{tmp_path / 'site.yaml'}:6:5: rules[0].max_dwell_s: extra key not allowed"],
+    }
+
+    write_rule(tmp_path, rule_id="gate-2")
+    holder.poll()
+    assert holder.engine() is not running
+    assert [r.id for r in holder.engine().ruleset.rules] == ["gate-2"]
+    assert holder.status()["errors"] == []
+
+
+def test_a_reload_naming_an_unknown_class_is_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write_rule(tmp_path)
+    holder = RulesHolder(tmp_path, LABELS)
+    running = holder.engine()
+    write_rule(tmp_path, cls="persn")
+    holder.poll()
+    assert holder.engine() is running
+    assert "unknown class 'persn'" in str(holder.status()["errors"])
+    assert "last good rules keep running" in caplog.text
+
+
+def test_bad_rules_at_start_stop_the_start(tmp_path: Path) -> None:
+    write_rule(tmp_path, cls="persn")
+    with pytest.raises(ConfigError, match="did you mean 'person'"):
+        RulesHolder(tmp_path, LABELS)
+
+
+def test_settings_file_errors_name_file_line_and_column(tmp_path: Path) -> None:
+    (tmp_path / "settings.yaml").write_text("patrol:\n  max_in_flight: 0\n  typo: 1\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(tmp_path)
+    assert err.value.problems == [
+        f"{tmp_path / 'settings.yaml'}:2:18: patrol.max_in_flight: Input should be greater than or equal to 1",
+        f"{tmp_path / 'settings.yaml'}:3:3: patrol.typo: extra key not allowed",
+    ]
+
+
+def test_environment_overrides_the_settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "settings.yaml").write_text("patrol:\n  max_in_flight: 3\n  open_timeout_s: 7\n")
+    monkeypatch.setenv("GRIDWATCH_PATROL__MAX_IN_FLIGHT", "9")
+    settings = load_settings(tmp_path, port=8123)
+    assert (settings.patrol.max_in_flight, settings.patrol.open_timeout_s, settings.api.port) == (9, 7, 8123)
