@@ -6,13 +6,16 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from core.errors import ConfigError, GridwatchError
 from core.redact import RedactingFilter
+from gridwatch.dryrun import dry_run, summary
 from gridwatch.modelstore import fetch_model
-from gridwatch.runtime import load_settings, run_forever
-from rules.loader import check_rule_files
+from gridwatch.runtime import build_detector, load_settings, run_forever
+from rules.engine import RuleEngine
+from rules.loader import check_rule_files, load_rule_files
 
 logger = logging.getLogger("gridwatch")
 
@@ -68,6 +71,26 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _aware(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone: write it like 2026-05-01T22:30:00+08:00")
+    return moment
+
+
+def _cmd_rules_test(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    detector = build_detector(settings)
+    engine = RuleEngine(load_rule_files([Path(p) for p in args.paths]), detector.labels)
+    at = args.at or datetime.now(UTC)
+    seen, hits = dry_run(engine, detector, args.on, camera_id=args.camera, at=at, every_s=args.every, out_dir=args.out)
+    for hit in hits:
+        where = f"  -> {hit.snapshot}" if hit.snapshot else ""
+        print(f"{hit.where}  {hit.rule_id}  zone={hit.zone}  {hit.reason}{where}")
+    print(summary(seen, hits, [r.id for r in engine.rules_for(args.camera)]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gridwatch", description=__doc__)
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -103,6 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
     check = rules.add_parser("check", help="validate rule files; exit 1 with file:line:col per problem")
     check.add_argument("paths", nargs="+")
     check.set_defaults(func=_cmd_rules_check)
+    test = rules.add_parser("test", help="dry run: what the rules would fire on a clip, an image or a folder")
+    test.add_argument("paths", nargs="+", help="rule files or folders")
+    test.add_argument("--on", type=Path, required=True, help="a video clip, an image or a folder of images")
+    test.add_argument("--camera", default="dry-run", help="camera id the rules are evaluated for")
+    test.add_argument("--every", type=float, default=1.0, help="seconds between frames taken from a clip")
+    test.add_argument("--at", type=_aware, default=None, help="time for arming windows (ISO, with zone)")
+    test.add_argument("--out", type=Path, default=None, help="folder for the annotated snapshot of each hit")
+    test.add_argument("--config", type=Path, default=None, help="config folder whose settings.yaml to use")
+    test.set_defaults(func=_cmd_rules_test)
     return parser
 
 

@@ -132,12 +132,18 @@ class Runtime:
         return {**self.patrol.health(), "inference": inference, "rules": self.rules.status()}
 
 
-def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
-    cameras = load_cameras(config_dir / "cameras.yaml")
+def build_detector(settings: Settings) -> Detector:
+    """The configured model on its ONNX Runtime session; a missing or corrupt file says how to fetch it."""
     manifest, weights = resolve_model(settings.models_dir, settings.detector.model)
     det = settings.detector
     session = create_session(weights, det.providers, det.intra_op_threads)
-    detector = Detector(session, manifest, conf_threshold=det.conf_threshold, nms_iou=det.nms_iou)
+    return Detector(session, manifest, conf_threshold=det.conf_threshold, nms_iou=det.nms_iou)
+
+
+def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
+    cameras = load_cameras(config_dir / "cameras.yaml")
+    detector = build_detector(settings)
+    det = settings.detector
     batcher = MicroBatcher(detector, max_batch=det.max_batch, max_wait_ms=det.max_wait_ms, max_queue=det.max_queue)
     rules = RulesHolder(config_dir / "rules", detector.labels)
 
@@ -171,7 +177,7 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
     )
     runtime = Runtime(settings, patrol, batcher, rules, store, bus, app, threading.Event())
     runtime_ref.append(runtime)
-    logger.info("%d cameras, %d rules, model %s", len(cameras), len(rules.engine().ruleset.rules), manifest.name)
+    logger.info("%d cameras, %d rules, model %s", len(cameras), len(rules.engine().ruleset.rules), detector.name)
     return runtime
 
 
