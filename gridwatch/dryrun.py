@@ -43,10 +43,10 @@ def _video_frames(path: Path, every_s: float) -> Iterator[tuple[str, Image]]:
             stream = container.streams.video[0]
             next_t = 0.0
             for frame in container.decode(stream):
-                t = float(frame.pts * stream.time_base) if frame.pts is not None else next_t
+                t = float(frame.time) if frame.time is not None else next_t
                 if t + 1e-6 >= next_t:
                     next_t = t + every_s
-                    yield f"{path.name}@{t:.1f}s", frame.to_ndarray(format="bgr24")
+                    yield f"{path.name}@{t:.1f}s", np.asarray(frame.to_ndarray(format="bgr24"), np.uint8)
     except (av.error.FFmpegError, IndexError) as exc:
         raise GridwatchError(f"{path}: not a readable video ({exc})") from None
 
@@ -84,7 +84,7 @@ def dry_run(
     """Frames seen and the hits on them; with `out_dir`, each hit's annotated snapshot is written there."""
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    seen, hits = 0, []
+    seen, hits = 0, list[Hit]()
     for label, image in frames(source, every_s):
         seen += 1
         dets = detector.detect(image)
