@@ -41,7 +41,7 @@ sysdeps:
 	@if ! /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import GstRtspServer' 2>/dev/null \
 	   || ! command -v chromium >/dev/null; then \
 	  echo "installing Debian packages: $(DEBS)"; \
-	  $(APT) update -qq && $(APT) install -y -qq --no-install-recommends $(DEBS) >/dev/null; \
+	  $(APT) update -qq && $(APT) install -y -qq $(DEBS) >/dev/null; \
 	fi
 
 models: setup
