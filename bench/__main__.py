@@ -10,7 +10,6 @@ import logging
 import os
 import platform
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,29 +18,31 @@ from ultralytics import YOLO  # type: ignore[attr-defined]
 
 from bench.flops import model_gflops
 from bench.peak import fma_peak_gflops
-from bench.report import write_section
-from bench.runs import layout_throughput, naive_fps, ours_fps, read_frames, session_ms, single_thread_setup
+from bench.report import Measured, Row, write_section
+from bench.runs import (
+    NaivePredict,
+    TimedPath,
+    decode_ms,
+    default_capture,
+    interleaved_fps,
+    layout_throughput,
+    one_thread_capture,
+    op_profile,
+    preprocess_ms,
+    read_frames,
+    session_ms,
+    single_thread_setup,
+)
 from detectors.detector import Detector
 from detectors.manifest import ModelManifest, load_manifest
 from detectors.session import create_session
-from gridwatch.export import export_model
+from gridwatch.export import export_model, export_onnx
 from gridwatch.quantize import quantize_onnx
 
 logger = logging.getLogger("bench")
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    path: str
-    model: str
-    input: str
-    fps: float
-    ratio: float | None
-    infer_ms: float | None
-    gflops: float | None
-    peak_share: float | None
+NAIVE = "naive: cv2.VideoCapture + YOLO.predict"
 
 
 def _mirror(var: str, sub: str) -> Path:
@@ -49,25 +50,21 @@ def _mirror(var: str, sub: str) -> Path:
     return Path(value) if value else ROOT.parent / "shared" / sub
 
 
-def _ours(
-    manifest: ModelManifest,
-    onnx: Path,
-    label: str,
-    footage: Path,
-    args: argparse.Namespace,
-    flops: float,
-    peak: float,
-    naive: float | None,
-) -> Row:
-    detector = Detector(create_session(onnx, intra_op_threads=1), manifest)
-    fps = ours_fps(detector, footage, args.frames)
-    width, height = manifest.input_size
-    tensor = detector.input_tensor(read_frames(footage, 1))
-    infer = session_ms(onnx, tensor)
-    gflops = flops / (infer / 1000)
-    return Row(
-        label, manifest.name, f"{width}x{height}", fps, fps / naive if naive else None, infer, gflops, gflops / peak
-    )
+def _yolo11n(work: Path, calibration: list[np.ndarray], imgsz: int) -> tuple[Path, Path, ModelManifest, Path, Path]:
+    """Random-init YOLO11n (speed does not depend on the weights): .pt, ultralytics' plain ONNX export,
+    our manifest at the rect input size, our rewritten export and its int8 quantisation."""
+    torch.manual_seed(0)
+    pt = work / "yolo11n.pt"
+    YOLO("yolo11n.yaml").save(str(pt))
+    plain, _, _ = export_onnx(pt, work / "plain", imgsz)
+    exported, onnx = export_model(pt, work, imgsz=imgsz)
+    height, width = calibration[0].shape[:2]
+    scale = imgsz / max(width, height)
+    size = (imgsz, round(height * scale / 32) * 32)  # the rect input ultralytics picks for a .pt
+    manifest = exported.model_copy(update={"input_size": size})
+    int8 = work / "yolo11n-int8.onnx"
+    quantize_onnx(manifest, onnx, int8, calibration)
+    return pt, plain, manifest, onnx, int8
 
 
 def run(args: argparse.Namespace, work: Path) -> str:
@@ -76,45 +73,66 @@ def run(args: argparse.Namespace, work: Path) -> str:
     peak, how = fma_peak_gflops()
     logger.info("fp32 peak %.1f GFLOP/s (%s)", peak, how)
     calibration = read_frames(footage, 200)[::12][:16]
-
-    # YOLO11n, random init (speed does not depend on the weights), exported with a dynamic batch axis
-    torch.manual_seed(0)
-    pt = work / "yolo11n.pt"
-    YOLO("yolo11n.yaml").save(str(pt))
-    exported, onnx = export_model(pt, work)
-    height, width = calibration[0].shape[:2]
-    scale = args.imgsz / max(width, height)
-    size = (args.imgsz, round(height * scale / 32) * 32)  # the rect input ultralytics picks for a .pt
-    yolo = exported.model_copy(update={"input_size": size})
-    yolo_int8 = work / "yolo11n-int8.onnx"
-    quantize_onnx(yolo, onnx, yolo_int8, calibration)
-    yolo_flops = model_gflops(onnx, (1, 3, size[1], size[0]))
-
-    naive = naive_fps(pt, footage, args.frames, args.imgsz)
-    rows = [
-        Row("naive: cv2.VideoCapture + YOLO.predict", "yolo11n", f"{size[0]}x{size[1]}", naive, 1.0, None, None, None)
-    ]
-    rows.append(_ours(yolo, onnx, "ours fp32", footage, args, yolo_flops, peak, naive))
-    rows.append(_ours(yolo, yolo_int8, "ours int8", footage, args, yolo_flops, peak, naive))
-
+    pt, plain, yolo, onnx, yolo_int8 = _yolo11n(work, calibration, args.imgsz)
+    width, height = yolo.input_size
     yolox_manifest = load_manifest(ROOT / "models" / "yolox-nano.yaml")
     yolox = _mirror("GRIDWATCH_MODEL_MIRROR", "models") / yolox_manifest.file
     yolox_int8 = work / "yolox_nano-int8.onnx"
     quantize_onnx(yolox_manifest, yolox, yolox_int8, calibration)
-    yolox_flops = model_gflops(yolox, (1, 3, 416, 416))
-    rows.append(_ours(yolox_manifest, yolox, "ours fp32", footage, args, yolox_flops, peak, None))
-    rows.append(_ours(yolox_manifest, yolox_int8, "ours int8", footage, args, yolox_flops, peak, None))
 
-    batch = {b: layout_throughput(onnx, (b, 3, size[1], size[0]), 1, 1, max(4, 16 // b)) for b in (1, 4)}
-    layouts = {
-        "1 process x 1 thread": layout_throughput(onnx, (1, 3, size[1], size[0]), 1, 1, 12),
-        "1 process x 2 threads": layout_throughput(onnx, (1, 3, size[1], size[0]), 1, 2, 12),
-        "2 processes x 1 thread": layout_throughput(onnx, (1, 3, size[1], size[0]), 2, 1, 12),
+    ours = {
+        ("ours fp32", "yolo11n"): Detector(create_session(onnx), yolo),
+        ("ours int8", "yolo11n"): Detector(create_session(yolo_int8), yolo),
+        ("ours fp32", "yolox-nano"): Detector(create_session(yolox), yolox_manifest),
+        ("ours int8", "yolox-nano"): Detector(create_session(yolox_int8), yolox_manifest),
     }
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; {threads}"
-    return write_section(
-        ROOT / "docs" / "benchmarks.md", rows, peak, how, machine, yolo_flops, yolox_flops, batch, layouts, args.frames
+    naive = NaivePredict(pt, args.imgsz)
+    paths = {NAIVE: TimedPath(default_capture, naive)}
+    paths.update({f"{p} {m}": TimedPath(one_thread_capture, d.detect) for (p, m), d in ours.items()})
+    fps = interleaved_fps(footage, args.frames, paths)
+
+    frame = read_frames(footage, 1)
+    tensors = {key: d.input_tensor(frame) for key, d in ours.items()}
+    files = {("ours fp32", "yolo11n"): onnx, ("ours int8", "yolo11n"): yolo_int8}
+    files |= {("ours fp32", "yolox-nano"): yolox, ("ours int8", "yolox-nano"): yolox_int8}
+    timed = {f"{p} {m}": (files[(p, m)], tensors[(p, m)]) for p, m in ours}
+    timed["plain export"] = (plain, tensors[("ours fp32", "yolo11n")])
+    infer = session_ms(timed)
+    yolo_flops = model_gflops(onnx, (1, 3, height, width))
+    yolox_flops = model_gflops(yolox, (1, 3, 416, 416))
+
+    naive_fps = fps[NAIVE]
+    rows = [Row(NAIVE, "yolo11n", f"{width}x{height}", naive_fps, 1.0, None, None, None)]
+    for (p, m), detector in ours.items():
+        w, h = detector.manifest.input_size
+        ms = infer[f"{p} {m}"]
+        gflops = (yolo_flops if m == "yolo11n" else yolox_flops) / (ms / 1000)
+        ratio = fps[f"{p} {m}"] / naive_fps if m == "yolo11n" else None
+        rows.append(Row(p, m, f"{w}x{h}", fps[f"{p} {m}"], ratio, ms, gflops, gflops / peak))
+
+    fp32 = ours[("ours fp32", "yolo11n")]
+    shape = (1, 3, height, width)
+    measured = Measured(
+        rows=rows,
+        peak=peak,
+        peak_how=how,
+        machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; {threads}",
+        frames=args.frames,
+        yolo_flops=yolo_flops,
+        yolox_flops=yolox_flops,
+        plain_export_ms=infer["plain export"],
+        naive_stages=naive.stage_ms(),
+        decode_ms=decode_ms(footage, args.frames),
+        preprocess_ms=preprocess_ms(fp32, read_frames(footage, 30)),
+        profile=op_profile(onnx, tensors[("ours fp32", "yolo11n")]),
+        batch={b: layout_throughput(onnx, (b, *shape[1:]), 1, 1, max(4, 16 // b)) for b in (1, 4)},
+        layouts={
+            "1 process x 1 thread": layout_throughput(onnx, shape, 1, 1, 12),
+            "1 process x 2 threads": layout_throughput(onnx, shape, 1, 2, 12),
+            "2 processes x 1 thread": layout_throughput(onnx, shape, 2, 1, 12),
+        },
     )
+    return write_section(ROOT / "docs" / "benchmarks.md", measured)
 
 
 def main() -> int:

@@ -1,13 +1,25 @@
-"""Timed runs: the naive ultralytics loop and our pipeline on the same frames, plus raw session latencies."""
+"""Timed runs: the naive ultralytics loop and our pipeline on the same frames, plus raw session latencies.
+
+Every timed loop runs pinned to one core (`one_core`), so no path gets the second core for its decoder or
+its math. The paths are timed in interleaved rounds (path A 10 frames, path B 10 frames, ..., ten times over),
+so work that other processes put on the machine now and then falls on all paths alike.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import statistics
+import tempfile
 import time
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -22,6 +34,7 @@ from detectors.session import create_session
 logger = logging.getLogger(__name__)
 
 WARMUP = 3
+ROUNDS = 10
 
 
 def read_frames(footage: Path, count: int) -> list[Image]:
@@ -36,47 +49,157 @@ def read_frames(footage: Path, count: int) -> list[Image]:
     return frames
 
 
-def time_loop(footage: Path, count: int, process: Callable[[Image], object]) -> float:
-    """Frames/s of decode (cv2.VideoCapture) + `process` over the first `count` frames, after a warm-up."""
+def default_capture(footage: Path) -> cv2.VideoCapture:
+    """What a user writes: `cv2.VideoCapture(path)`, FFmpeg's default decoder threads."""
+    return cv2.VideoCapture(str(footage))
+
+
+def one_thread_capture(footage: Path) -> cv2.VideoCapture:
+    """cv2.VideoCapture with one FFmpeg decoder thread: less CPU per frame when a core is all one has."""
+    return cv2.VideoCapture(str(footage), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+
+
+@contextmanager
+def one_core() -> Iterator[int]:
+    """Pin this process (all its threads) to one core for the duration; yields the core."""
+    before = os.sched_getaffinity(0)
+    core = max(before)
+    os.sched_setaffinity(0, {core})
+    try:
+        yield core
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+@dataclass
+class TimedPath:
+    """One path of the frame loop: how it opens the footage and what it does per frame."""
+
+    open_capture: Callable[[Path], cv2.VideoCapture]
+    process: Callable[[Image], object]
+    seconds: float = 0.0
+    frames: int = 0
+    capture: Any = field(default=None, repr=False)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+
+def interleaved_fps(footage: Path, count: int, paths: Mapping[str, TimedPath]) -> dict[str, float]:
+    """Frames/s of decode + `process` per path over the same first `count` frames, after a warm-up of
+    WARMUP frames, timed in ROUNDS interleaved rounds on one core."""
     first = read_frames(footage, 1)[0]
-    for _ in range(WARMUP):
-        process(first)
-    capture = cv2.VideoCapture(str(footage))
-    done = 0
+    with one_core() as core:
+        logger.info("timing %s on core %d, %d frames each", list(paths), core, count)
+        for path in paths.values():
+            for _ in range(WARMUP):
+                path.process(first)
+            path.capture = path.open_capture(footage)
+        per_round = -(-count // ROUNDS)
+        for _ in range(ROUNDS):
+            for path in paths.values():
+                _time_round(path, min(per_round, count - path.frames))
+    for path in paths.values():
+        path.capture.release()
+    return {name: path.fps for name, path in paths.items()}
+
+
+def _time_round(path: TimedPath, frames: int) -> None:
     start = time.perf_counter()
-    while done < count:
-        ok, frame = capture.read()
+    done = 0
+    while done < frames:
+        ok, frame = path.capture.read()
         if not ok:
             break
-        process(np.asarray(frame, dtype=np.uint8))
+        path.process(np.asarray(frame, dtype=np.uint8))
         done += 1
-    elapsed = time.perf_counter() - start
-    capture.release()
-    return done / elapsed
+    path.seconds += time.perf_counter() - start
+    path.frames += done
 
 
-def naive_fps(weights: Path, footage: Path, count: int, imgsz: int) -> float:
-    """What a user writes: cv2.VideoCapture + YOLO(...).predict per frame (ultralytics defaults)."""
-    model = YOLO(str(weights))
-    return time_loop(footage, count, lambda f: model.predict(f, imgsz=imgsz, verbose=False))
+class NaivePredict:
+    """What a user writes: `YOLO(weights).predict(frame, imgsz=..., verbose=False)` per frame (ultralytics
+    defaults otherwise: conf 0.25, iou 0.7, rect letterbox, fused Conv+BN, fp32 on CPU); keeps
+    ultralytics' own per-stage times."""
+
+    def __init__(self, weights: Path, imgsz: int) -> None:
+        self._model = YOLO(str(weights))
+        self._imgsz = imgsz
+        self.speed: dict[str, list[float]] = defaultdict(list)
+
+    def __call__(self, frame: Image) -> object:
+        result: Any = self._model.predict(frame, imgsz=self._imgsz, verbose=False)
+        for stage, ms in result[0].speed.items():
+            self.speed[stage].append(ms)
+        return result
+
+    def stage_ms(self) -> dict[str, float]:
+        return {stage: statistics.median(times) for stage, times in self.speed.items()}
 
 
-def ours_fps(detector: Detector, footage: Path, count: int) -> float:
-    return time_loop(footage, count, detector.detect)
-
-
-def session_ms(model: Path, tensor: np.ndarray, runs: int = 30, threads: int = 1) -> float:
-    """Median latency of `session.run` alone (no pre/post-processing), in ms."""
-    session = create_session(model, intra_op_threads=threads)
-    feed = {session.get_inputs()[0].name: tensor}
-    for _ in range(WARMUP):
-        session.run(None, feed)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        session.run(None, feed)
-        times.append(time.perf_counter() - start)
+def decode_ms(footage: Path, count: int) -> float:
+    """Median ms per frame of `one_thread_capture` decoding (ours), on one core."""
+    with one_core():
+        capture = one_thread_capture(footage)
+        times = []
+        for _ in range(count):
+            start = time.perf_counter()
+            ok, _ = capture.read()
+            if not ok:
+                break
+            times.append(time.perf_counter() - start)
+        capture.release()
     return statistics.median(times) * 1000
+
+
+def preprocess_ms(detector: Detector, frames: list[Image]) -> float:
+    """Median ms of letterbox + tensor for one frame, on one core."""
+    with one_core():
+        times = []
+        for frame in frames:
+            start = time.perf_counter()
+            detector.input_tensor([frame])
+            times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def session_ms(models: Mapping[str, tuple[Path, np.ndarray]], rounds: int = 8, block: int = 5) -> dict[str, float]:
+    """Median latency of `session.run` alone (no pre/post-processing) per model, in ms, on one core: `rounds`
+    interleaved rounds of `block` timed runs per model, each block after one untimed run (so every model
+    is timed with its weights in cache, as in the frame loop, and load now and then falls on all alike)."""
+    sessions = {name: create_session(path, intra_op_threads=1) for name, (path, _) in models.items()}
+    feeds = {name: {s.get_inputs()[0].name: models[name][1]} for name, s in sessions.items()}
+    times: dict[str, list[float]] = {name: [] for name in sessions}
+    with one_core():
+        for _ in range(rounds):
+            for name, session in sessions.items():
+                session.run(None, feeds[name])
+                for _ in range(block):
+                    start = time.perf_counter()
+                    session.run(None, feeds[name])
+                    times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) * 1000 for name, t in times.items()}
+
+
+def op_profile(model: Path, tensor: np.ndarray, runs: int = 10) -> dict[str, float]:
+    """ms per run by operator type (ONNX Runtime's profiler, 1 thread, one core), largest first."""
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.enable_profiling = True
+    with tempfile.TemporaryDirectory(prefix="gridwatch-profile-") as tmp, one_core():
+        options.profile_file_prefix = str(Path(tmp) / "ort")
+        session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        feed = {session.get_inputs()[0].name: tensor}
+        for _ in range(WARMUP + runs):
+            session.run(None, feed)
+        events = json.loads(Path(session.end_profiling()).read_text(encoding="utf-8"))
+    by_op: dict[str, float] = defaultdict(float)
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            by_op[event["args"]["op_name"]] += event["dur"] / 1000 / (WARMUP + runs)
+    return dict(sorted(by_op.items(), key=lambda kv: -kv[1]))
 
 
 def _worker_throughput(model: str, shape: tuple[int, ...], threads: int, runs: int) -> float:
@@ -91,7 +214,8 @@ def _worker_throughput(model: str, shape: tuple[int, ...], threads: int, runs: i
 
 
 def layout_throughput(model: Path, shape: tuple[int, ...], processes: int, threads: int, runs: int) -> float:
-    """Images/s of `processes` processes with `threads` intra-op threads each, all running at once."""
+    """Images/s of `processes` processes with `threads` intra-op threads each, all running at once
+    (not pinned: this one is about using both cores)."""
     with ProcessPoolExecutor(processes) as pool:
         jobs = [pool.submit(_worker_throughput, str(model), shape, threads, runs) for _ in range(processes)]
         elapsed = max(job.result() for job in jobs)
@@ -102,6 +226,6 @@ def single_thread_setup() -> str:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     return (
-        f"one thread everywhere: torch.set_num_threads(1), cv2.setNumThreads(1), ONNX Runtime "
-        f"{onnxruntime.__version__} intra_op_num_threads=1; torch {torch.__version__}"
+        f"torch.set_num_threads(1), cv2.setNumThreads(1), ONNX Runtime {onnxruntime.__version__} "
+        f"intra_op_num_threads=1, every timed loop pinned to one core (sched_setaffinity); torch {torch.__version__}"
     )

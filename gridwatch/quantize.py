@@ -1,7 +1,8 @@
 """`gridwatch models quantize NAME --calibration DIR`: ONNX Runtime static int8 quantisation on real frames.
 
 QDQ format, per-channel int8 weights, uint8 activations (the U8S8 kernels that use VNNI on x86), MinMax
-calibration over frames preprocessed exactly as at run time. Writes `models/NAME-int8.onnx` and its manifest,
+calibration over frames preprocessed exactly as at run time, after `quant_pre_process` (shape inference and
+graph optimisation); an ultralytics head's DFL stays fp32. Writes `models/NAME-int8.onnx` and its manifest,
 and reports the agreement with the fp32 model (boxes matched at IoU >= 0.5 with the same class, missed, extra).
 Needs the `onnx` package (the `export` extra) besides onnxruntime.
 """
@@ -91,13 +92,23 @@ def _at_least_opset(model_path: Path, tmp: Path) -> Path:
     return converted
 
 
+def float_nodes(manifest: ModelManifest, model_path: Path) -> list[str]:
+    """Nodes left in fp32: an ultralytics head's DFL (softmax over 16 bins and its expectation), whose
+    int8 form is slower (a quantised softmax) and rounds box edges to the uint8 grid."""
+    if manifest.family != "ultralytics":
+        return []
+    return [n.name for n in onnx.load(str(model_path)).graph.node if "/dfl/" in n.name]
+
+
 def quantize_onnx(manifest: ModelManifest, fp32: Path, out: Path, images: Sequence[Image]) -> None:
-    """Static QDQ int8 quantisation of `fp32` into `out`, calibrated on `images`."""
+    """Static QDQ int8 quantisation of `fp32` into `out`, calibrated on `images` (the DFL stays fp32)."""
     family = FAMILIES[manifest.family](manifest)
     input_name = onnxruntime.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).get_inputs()[0].name
     with tempfile.TemporaryDirectory(prefix="gridwatch-quant-") as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(_at_least_opset(fp32, Path(tmp))), str(prepared), skip_symbolic_shape=True)
+        excluded = float_nodes(manifest, prepared)
+        logger.info("%s: %d nodes kept in fp32", fp32.name, len(excluded))
         quantize_static(
             str(prepared),
             str(out),
@@ -106,6 +117,7 @@ def quantize_onnx(manifest: ModelManifest, fp32: Path, out: Path, images: Sequen
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
+            nodes_to_exclude=excluded,
         )
 
 

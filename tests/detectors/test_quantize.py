@@ -4,15 +4,16 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from core.types import Detections
 from detectors.detector import Detector
-from detectors.manifest import ModelManifest
+from detectors.manifest import ModelManifest, load_manifest
 from detectors.session import create_session
 from gridwatch.cli import main
 from gridwatch.modelstore import resolve_model, sha256_file
-from gridwatch.quantize import agreement, match_count, read_frames
+from gridwatch.quantize import agreement, float_nodes, match_count, read_frames
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
@@ -77,3 +78,17 @@ def test_int8_agrees_with_fp32_on_the_footage(
     assert result.reference > 100
     assert result.match_rate >= 0.8  # measured 85 % on 40 frames with 16 calibration frames
     assert result.extra <= 0.1 * result.reference
+
+
+def test_only_an_ultralytics_dfl_stays_in_fp32(
+    yolo11n_export: tuple[Path, Path], yolox_path: Path, yolox_manifest: ModelManifest
+) -> None:
+    models_dir = yolo11n_export[1]
+    manifest = load_manifest(models_dir / "yolo11n.yaml")
+
+    kept = float_nodes(manifest, models_dir / manifest.file)
+
+    assert kept and all("/dfl/" in name for name in kept)
+    ops = {n.name: n.op_type for n in onnx.load(str(models_dir / manifest.file)).graph.node}
+    assert {"Softmax", "MatMul"} <= {ops[name] for name in kept} and "Conv" not in {ops[name] for name in kept}
+    assert float_nodes(yolox_manifest, yolox_path) == []

@@ -4,6 +4,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
+import onnxruntime
 import pytest
 from ultralytics import YOLO  # type: ignore[attr-defined]
 
@@ -12,6 +14,7 @@ from detectors.detector import Detector
 from detectors.manifest import load_manifest
 from detectors.session import create_session
 from detectors.ultralytics import MAX_DET, letterbox_centred
+from gridwatch.export import export_onnx, rewrite_for_cpu
 from gridwatch.modelstore import sha256_file
 from tests.detectors.conftest import decode_frame
 
@@ -23,6 +26,7 @@ from tests.detectors.conftest import decode_frame
         ((1280, 720), (640, 640), (0, 140, 640, 360)),  # zidane.jpg: landscape, padded top and bottom
         ((768, 576), (640, 480), (0, 0, 640, 480)),  # the footage at its rect size: no padding
         ((641, 3), (640, 640), (0, 318, 640, 3)),  # pad 318.5 rounds as round(318.5 - 0.1)
+        ((640, 480), (640, 480), (0, 0, 640, 480)),  # already the input size: copied, not resized
     ],
 )
 def test_letterbox_places_the_picture_like_ultralytics(
@@ -49,6 +53,35 @@ def test_export_writes_a_dynamic_batch_manifest(yolo11n_export: tuple[Path, Path
     assert manifest.family == "ultralytics" and manifest.dynamic_batch
     assert manifest.input_size == (640, 640) and len(manifest.labels) == 80
     assert manifest.sha256 == sha256_file(models_dir / manifest.file)
+
+
+def raw_outputs(model: Path, tensor: np.ndarray) -> np.ndarray:
+    session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    output: np.ndarray = session.run(None, {session.get_inputs()[0].name: tensor})[0]
+    return output
+
+
+def test_cpu_rewrites_change_no_output(
+    yolo11n_export: tuple[Path, Path], yolo11n: Detector, bus: Image, zidane: Image, tmp_path: Path
+) -> None:
+    # given: ultralytics' own export of the same .pt, before any rewrite
+    weights, _ = yolo11n_export
+    plain, _, _ = export_onnx(weights, tmp_path / "plain")
+    rewritten = tmp_path / "rewritten.onnx"
+    rewritten.write_bytes(plain.read_bytes())
+    tensor = yolo11n.input_tensor([bus, zidane])
+
+    # when
+    rewrites = rewrite_for_cpu(rewritten)
+
+    # then: the DFL softmax is on the last axis, no channel Split is left, the outputs are the same up to rounding
+    assert rewrites.dfl_softmax == 1 and rewrites.split_convs == 9  # YOLO11n: 8 C3k2 blocks and the C2PSA
+    nodes = onnx.load(str(rewritten)).graph.node
+    assert not [n for n in nodes if n.op_type == "Softmax" and onnx.helper.get_attribute_value(n.attribute[0]) == 1]
+    assert not [n for n in nodes if n.op_type == "Split" and onnx.helper.get_attribute_value(n.attribute[0]) == 1]
+    want, got = raw_outputs(plain, tensor), raw_outputs(rewritten, tensor)
+    assert want[:, 4:].max() > 0.3, "the test model should give a spread of scores to compare"
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-3)  # float rounding only: pixels and scores
 
 
 LOW_CONF = 0.05  # the random-init test model is unsure of everything: compare its low-confidence boxes too
