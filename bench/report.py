@@ -162,13 +162,18 @@ GPU: no GPU machine was lent to this task, so images/s at batch 1, 8 and 32 on a
 """
 
 
-def write_section(path: Path, measured: Measured) -> str:
-    """Replace (or append) the `## Detectors` section of `path`; returns the section."""
-    text = section(measured)
+def replace_section(path: Path, heading: str, text: str) -> None:
+    """Replace (or append) the section of `path` that starts with the line `heading`; other sections stay."""
     old = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
     new = pattern.sub(lambda _: text + "\n", old, count=1) if pattern.search(old) else old.rstrip() + "\n\n" + text
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(new, encoding="utf-8")
     logger.info("wrote %s", path)
+
+
+def write_section(path: Path, measured: Measured) -> str:
+    """Replace (or append) the `## Detectors` section of `path`; returns the section."""
+    text = section(measured)
+    replace_section(path, HEADING, text)
     return text

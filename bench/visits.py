@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bench.report import replace_section
 from core.clock import SystemClock
 from core.types import Verdict
 from detectors.detector import Detector
@@ -168,13 +169,6 @@ Patrol throughput over {seconds:g} s (32 cameras, all due continuously, spread o
 """
 
 
-def write_section(path: Path, text: str) -> None:
-    old = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    new = pattern.sub(lambda _: text + "\n", old, count=1) if pattern.search(old) else old.rstrip() + "\n\n" + text
-    path.write_text(new, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--visits", type=int, default=40)
@@ -199,7 +193,7 @@ def main() -> None:
             proc.terminate()
             proc.wait(10)
     text = section(costs, cpu, naive, rates, args.visits, args.seconds)
-    write_section(args.out, text)
+    replace_section(args.out, HEADING, text)
     print(text)
 
 
