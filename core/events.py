@@ -55,7 +55,8 @@ class Evidence(BaseModel):
 
 
 class Event(BaseModel):
-    """An auto-captured event. `source` is the camera's sanitised address, never with credentials."""
+    """An auto-captured event: what fired, where, when, and its snapshot evidence. No field carries a camera's
+    address, so credentials cannot leak through events."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -61,8 +61,8 @@ def load_settings(config_dir: Path | None, host: str | None = None, port: int | 
 class RulesHolder:
     """The running rule engine; a changed rule folder is recompiled, a bad one keeps the last good engine."""
 
-    def __init__(self, rules_dir: Path, labels: list[str]) -> None:
-        self._dir, self._labels = rules_dir, labels
+    def __init__(self, rules_dir: Path, labels: list[str], camera_ids: frozenset[str] = frozenset()) -> None:
+        self._dir, self._labels, self._camera_ids = rules_dir, labels, camera_ids
         self._reloader = RuleReloader()
         problems = self._reloader.reload([rules_dir])
         if problems:
@@ -70,6 +70,22 @@ class RulesHolder:
         self._engine = RuleEngine(self._reloader.current, labels)
         self._digest = self._reloader.current.digest
         self.errors: list[str] = []
+        self.warnings = self._unknown_cameras()
+
+    def _unknown_cameras(self) -> list[str]:
+        """Rules naming a camera id that `cameras.yaml` lacks: a typo there silently never matches."""
+        if not self._camera_ids:
+            return []
+        ruleset = self._engine.ruleset
+        warnings = [
+            f"{ruleset.locate(rule.id, ('cameras', i))}: camera {cam!r} is not in cameras.yaml"
+            for rule in ruleset.rules
+            for i, cam in enumerate(rule.cameras)
+            if cam != "*" and cam not in self._camera_ids
+        ]
+        for line in warnings:
+            logger.warning("%s", line)
+        return warnings
 
     def engine(self) -> RuleEngine:
         return self._engine
@@ -93,11 +109,12 @@ class RulesHolder:
             self.errors = exc.problems
             return
         self._engine, self._digest, self.errors = engine, current.digest, []
+        self.warnings = self._unknown_cameras()
         logger.info("rules reloaded: %d rules", len(current.rules))
 
     def status(self) -> dict[str, object]:
         """The running rules (not a rejected newer set) and the problems that kept a reload out."""
-        return {"rules": len(self._engine.ruleset.rules), "errors": self.errors}
+        return {"rules": len(self._engine.ruleset.rules), "errors": self.errors, "warnings": self.warnings}
 
 
 @dataclass
@@ -145,7 +162,7 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
     detector = build_detector(settings)
     det = settings.detector
     batcher = MicroBatcher(detector, max_batch=det.max_batch, max_wait_ms=det.max_wait_ms, max_queue=det.max_queue)
-    rules = RulesHolder(config_dir / "rules", detector.labels)
+    rules = RulesHolder(config_dir / "rules", detector.labels, frozenset(c.id for c in cameras))
 
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,7 @@ def test_a_bad_rule_file_keeps_the_last_good_rules_running(tmp_path: Path) -> No
     assert holder.status() == {
         "rules": 1,
         "errors": [f"{tmp_path / 'site.yaml'}:6:5: rules[0].max_dwell_s: extra key not allowed"],
+        "warnings": [],
     }
 
     write_rule(tmp_path, rule_id="gate-2")
@@ -75,3 +76,11 @@ def test_environment_overrides_the_settings_file(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("GRIDWATCH_PATROL__MAX_IN_FLIGHT", "9")
     settings = load_settings(tmp_path, port=8123)
     assert (settings.patrol.max_in_flight, settings.patrol.open_timeout_s, settings.api.port) == (9, 7, 8123)
+
+
+def test_rules_naming_unknown_cameras_are_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "site.yaml").write_text(RULE.format(rule_id="gate", cls="person") + "    cameras: [cam-1, cam-9]\n")
+    holder = RulesHolder(tmp_path, LABELS, frozenset({"cam-1", "cam-2"}))
+    expected = f"{tmp_path / 'site.yaml'}:6:22: rules[0].cameras[1]: camera 'cam-9' is not in cameras.yaml"
+    assert holder.status()["warnings"] == [expected]
+    assert expected in caplog.text
