@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
+import yaml
 from fastapi import FastAPI
 from pydantic import ValidationError
 
 from api.app import ApiDeps, create_app
 from core.clock import SystemClock
 from core.errors import ConfigError
-from core.settings import Settings
-from core.yamlconf import load_yaml_text, validation_problems
+from core.settings import ApiSettings, Settings
+from core.yamlconf import format_loc, load_yaml_text, validation_problems
 from detectors.batcher import MicroBatcher
 from detectors.detector import Detector
 from detectors.session import create_session
@@ -50,12 +52,27 @@ def load_settings(config_dir: Path | None, host: str | None = None, port: int | 
     try:
         settings = Settings(**data)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise ConfigError(validation_problems(exc, node, str(path or "settings"))) from None
-    if host is not None:
-        settings.api.host = host
-    if port is not None:
-        settings.api.port = port
+        raise ConfigError(_settings_problems(exc, node, str(path or "settings.yaml"))) from None
+    flags = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    if flags:
+        try:
+            settings.api = ApiSettings.model_validate({**settings.api.model_dump(), **flags})
+        except ValidationError as exc:
+            raise ConfigError([f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors(include_url=False)]) from None
     return settings
+
+
+def _settings_problems(exc: ValidationError, node: yaml.Node | None, path: str) -> list[str]:
+    """Each problem at its settings.yaml line, or at the GRIDWATCH_* variable that set the value."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        variable = "GRIDWATCH_" + "__".join(str(part) for part in error["loc"]).upper()
+        if variable in os.environ:
+            problems.append(f"{variable}: {format_loc(error['loc'])}: {error['msg']}")
+        else:
+            single = ValidationError.from_exception_data(exc.title, [error])  # type: ignore[list-item]
+            problems.extend(validation_problems(single, node, path))
+    return problems
 
 
 class RulesHolder:

@@ -84,3 +84,20 @@ def test_rules_naming_unknown_cameras_are_reported(tmp_path: Path, caplog: pytes
     expected = f"{tmp_path / 'site.yaml'}:6:22: rules[0].cameras[1]: camera 'cam-9' is not in cameras.yaml"
     assert holder.status()["warnings"] == [expected]
     assert expected in caplog.text
+
+
+def test_a_bad_environment_value_is_reported_at_its_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "settings.yaml").write_text("patrol:\n  max_in_flight: 3\n  open_timeout_s: -1\n")
+    monkeypatch.setenv("GRIDWATCH_PATROL__MAX_IN_FLIGHT", "abc")
+    with pytest.raises(ConfigError) as err:
+        load_settings(tmp_path)
+    assert err.value.problems == [
+        "GRIDWATCH_PATROL__MAX_IN_FLIGHT: patrol.max_in_flight: Input should be a valid integer, "
+        "unable to parse string as an integer",
+        f"{tmp_path / 'settings.yaml'}:3:19: patrol.open_timeout_s: Input should be greater than 0",
+    ]
+
+
+def test_a_bad_port_flag_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--port: Input should be less than or equal to 65535"):
+        load_settings(tmp_path, port=70000)
