@@ -145,7 +145,8 @@ Conv+BN, fp32, rect letterbox, conf 0.25, iou 0.7) and `torch.set_num_threads(1)
 random-init `yolo11n.yaml` (speed does not depend on the weights) from `gridwatch models export` (dynamic
 axes, CPU rewrites), at the same input size: the 640 rect letterbox ultralytics picks for 4:3 frames.
 int8 = ONNX Runtime static QDQ (`gridwatch.quantize`), per-channel int8 weights, uint8 activations, the
-DFL kept in fp32, calibrated on 16 frames of the footage.
+DFL and box decoding kept in fp32, the first conv as SpaceToDepth on the uint8 input + a 2x2 conv, one
+scale shared by each Concat/Add's inputs and output, calibrated on 16 frames of the footage.
 
 {table(m.rows)}
 

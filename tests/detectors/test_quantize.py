@@ -5,15 +5,24 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime
 import pytest
+from onnx import numpy_helper
 
 from core.types import Detections
-from detectors.detector import Detector
+from detectors.detector import FAMILIES, Detector
 from detectors.manifest import ModelManifest, load_manifest
 from detectors.session import create_session
 from gridwatch.cli import main
 from gridwatch.modelstore import resolve_model, sha256_file
-from gridwatch.quantize import agreement, float_nodes, match_count, read_frames
+from gridwatch.quantize import (
+    agreement,
+    float_nodes,
+    match_count,
+    quantize_onnx,
+    read_frames,
+    stem_space_to_depth,
+)
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
@@ -80,15 +89,72 @@ def test_int8_agrees_with_fp32_on_the_footage(
     assert result.extra <= 0.1 * result.reference
 
 
-def test_only_an_ultralytics_dfl_stays_in_fp32(
+def test_only_an_ultralytics_dfl_and_box_decoding_stay_in_fp32(
     yolo11n_export: tuple[Path, Path], yolox_path: Path, yolox_manifest: ModelManifest
 ) -> None:
     models_dir = yolo11n_export[1]
     manifest = load_manifest(models_dir / "yolo11n.yaml")
+    graph = onnx.load(str(models_dir / manifest.file)).graph
 
-    kept = float_nodes(manifest, models_dir / manifest.file)
+    kept = set(float_nodes(manifest, models_dir / manifest.file))
 
-    assert kept and all("/dfl/" in name for name in kept)
-    ops = {n.name: n.op_type for n in onnx.load(str(models_dir / manifest.file)).graph.node}
-    assert {"Softmax", "MatMul"} <= {ops[name] for name in kept} and "Conv" not in {ops[name] for name in kept}
+    ops = {n.name: n.op_type for n in graph.node}
+    assert {"Softmax", "MatMul", "Sub", "Concat"} <= {ops[name] for name in kept}
+    assert "Conv" not in {ops[name] for name in kept}
+    assert next(n.name for n in graph.node if graph.output[0].name in n.output) in kept
     assert float_nodes(yolox_manifest, yolox_path) == []
+
+
+def test_int8_yolo11n_keeps_its_class_scores(
+    tmp_path: Path, yolo11n_export: tuple[Path, Path], footage_path: Path
+) -> None:
+    """A quantised output concat once put class scores on the scale of pixel coordinates: all 0."""
+    models_dir = yolo11n_export[1]
+    manifest = load_manifest(models_dir / "yolo11n.yaml")
+    int8 = tmp_path / "yolo11n-int8.onnx"
+    quantize_onnx(manifest, models_dir / manifest.file, int8, read_frames(footage_path, 4))
+    tensor = FAMILIES[manifest.family](manifest).preprocess(read_frames(footage_path, 1, step=1))[0]
+    tensor = tensor if tensor.ndim == 4 else tensor[None]
+
+    want = _run(onnx.load(str(models_dir / manifest.file)), tensor)[0, 4:].max(axis=0)
+    got = _run(onnx.load(str(int8)), tensor)[0, 4:].max(axis=0)
+
+    assert want.max() > 0.05
+    assert 0.5 * want.max() < got.max() < 2 * want.max()
+
+
+def _run(model: onnx.ModelProto, tensor: np.ndarray) -> np.ndarray:
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return np.asarray(session.run(None, {session.get_inputs()[0].name: tensor})[0])
+
+
+def test_stem_space_to_depth_is_exact(yolo11n_export: tuple[Path, Path], footage_frame: np.ndarray) -> None:
+    models_dir = yolo11n_export[1]
+    manifest = load_manifest(models_dir / "yolo11n.yaml")
+    model = onnx.load(str(models_dir / manifest.file))
+    tensor = np.ascontiguousarray(footage_frame[:480, :640, ::-1].transpose(2, 0, 1)[None], np.float32) / 255
+
+    before = _run(model, tensor)
+    assert stem_space_to_depth(model)
+
+    assert [n.op_type for n in model.graph.node[:2]] == ["SpaceToDepth", "Conv"]
+    np.testing.assert_allclose(_run(model, tensor), before, rtol=1e-4, atol=1e-3)
+
+
+def test_stem_space_to_depth_leaves_a_focus_stem(yolox_path: Path) -> None:
+    model = onnx.load(str(yolox_path))
+
+    assert not stem_space_to_depth(model)
+
+
+def test_concat_inputs_share_one_scale_after_quantisation(quantized: tuple[Path, list[str]]) -> None:
+    models, _ = quantized
+    _, weights = resolve_model(models, "yolox-nano-int8")
+    model = onnx.load(str(weights))
+    producer = {out: n for n in model.graph.node for out in n.output}
+    init = {t.name: float(numpy_helper.to_array(t)) for t in model.graph.initializer if not t.dims}
+    concats = [n for n in model.graph.node if n.op_type == "Concat" and n.input[0] in producer]
+    dequantised = [[producer[i] for i in n.input if producer[i].op_type == "DequantizeLinear"] for n in concats]
+
+    scales = [{init[dq.input[1]] for dq in dqs} for dqs in dequantised if len(dqs) > 1]
+    assert scales and all(len(s) == 1 for s in scales)
