@@ -23,10 +23,11 @@ from detectors.detector import Detector
 from detectors.session import create_session
 from gridwatch import __version__
 from gridwatch.modelstore import resolve_model
-from ingest.cameras import load_cameras
+from ingest.cameras import Camera, load_cameras
 from ingest.grabber import Grabber, GrabTimeouts
+from ingest.health import health_event
 from ingest.patrol import Patrol
-from ingest.scheduler import BackoffPolicy, InProcessScheduler
+from ingest.scheduler import BackoffPolicy, HealthChange, InProcessScheduler
 from ingest.visit import VisitPipeline
 from intake.bus import EventBus
 from intake.evidence import EvidenceStore
@@ -185,6 +186,12 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
     data.mkdir(parents=True, exist_ok=True)
     store, evidence, bus = EventStore(data / "events.sqlite3"), EvidenceStore(data / "evidence"), EventBus()
     clock = SystemClock()
+    sink = IntakeSink(store, evidence, bus)
+
+    def on_health(camera: Camera, change: HealthChange) -> None:
+        event = health_event(camera, change, clock.now())
+        if event is not None:
+            sink.emit(event, {})
     p = settings.patrol
     grabber = Grabber(GrabTimeouts(open_s=p.open_timeout_s, read_s=p.read_timeout_s, keyframe_s=p.keyframe_timeout_s))
     pipeline = VisitPipeline(
@@ -192,13 +199,15 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
         detector=batcher,
         engine=rules.engine,
         gate=EventGate(),
-        sink=IntakeSink(store, evidence, bus),
+        sink=sink,
         clock=clock,
         jpeg_quality=settings.evidence.jpeg_quality,
     )
     backoff = BackoffPolicy(base_s=p.backoff_base_s, max_s=p.backoff_max_s, offline_after=p.offline_after_failures)
     scheduler = InProcessScheduler(cameras, clock.monotonic, backoff)
-    patrol = Patrol(scheduler, pipeline, workers=p.max_in_flight, pressure=lambda: batcher.saturated)
+    patrol = Patrol(
+        scheduler, pipeline, workers=p.max_in_flight, pressure=lambda: batcher.saturated, on_health=on_health
+    )
     runtime_ref: list[Runtime] = []
     app = create_app(
         ApiDeps(

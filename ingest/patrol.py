@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from core.errors import GrabError
 from core.redact import redact_text
-from ingest.scheduler import Health, InProcessScheduler
+from ingest.cameras import Camera
+from ingest.scheduler import Health, HealthChange, InProcessScheduler
 from ingest.visit import VisitCost, VisitPipeline, VisitResult, median_cost
 
 logger = logging.getLogger(__name__)
@@ -57,10 +58,12 @@ class Patrol:
         workers: int,
         on_result: Callable[[VisitResult], None] | None = None,
         pressure: Callable[[], bool] | None = None,
+        on_health: Callable[[Camera, HealthChange], None] | None = None,
     ) -> None:
         """`pressure()` true means inference is behind: workers start no new visit until it clears."""
         self._scheduler = scheduler
         self._pressure = pressure
+        self._on_health = on_health
         self._pipeline = pipeline
         self._workers = workers
         self._on_result = on_result
@@ -108,7 +111,12 @@ class Patrol:
             else:
                 self._record(result)
             finally:
-                self._scheduler.complete(camera.id, error)
+                change = self._scheduler.complete(camera.id, error)
+            if change is not None and self._on_health is not None:
+                try:
+                    self._on_health(camera, change)
+                except Exception:  # a failing observer never stops the patrol
+                    logger.exception("health observer failed for camera %s", camera.id)
             if error is not None:
                 with self._lock:
                     self.stats.failures += 1
