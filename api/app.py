@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api.deps import STATE_KEY, ApiDeps
-from api.routes import events, evidence, health, stream, wall
+from api.routes import events, evidence, health, session, stream, wall
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +19,8 @@ def create_app(deps: ApiDeps) -> FastAPI:
     """The alert wall and its API over `deps`.
 
     Live streams end when `deps.bus` closes: close the bus before stopping the server, or the
-    server's graceful shutdown waits for the streams.
+    server's graceful shutdown waits for the streams. `deps.auth` decides who may call: every data route
+    needs at least the `viewer` role; with no tokens configured, authentication is off.
     """
     app = FastAPI(
         title="gridwatch",
@@ -29,7 +30,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
         redoc_url=None,
     )
     setattr(app.state, STATE_KEY, deps)
-    for module in (events, evidence, stream, health, wall):
+    for module in (events, evidence, stream, session, health, wall):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=wall.STATIC_DIR), name="static")
     return app

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
+from api.auth import ANONYMOUS, SESSION_COOKIE, AuthConfig, Principal, role_at_least
+from core.settings import ApiRole
 from intake.bus import EventBus
 from intake.evidence import EvidenceStore
 from intake.store import EventStore
 
+logger = logging.getLogger(__name__)
+
 STATE_KEY = "gridwatch_deps"
+# The session cookie authorizes reading only; anything that changes state needs the bearer header (no CSRF).
+COOKIE_METHODS = frozenset({"GET", "HEAD"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +28,7 @@ class ApiDeps:
     """Ready-made parts; the API never creates stores, engines or settings itself.
 
     `health` returns extra facts for `/healthz` (camera counts, patrol state) as JSON values.
+    `auth` holds the API tokens and the session key; the default, no tokens, means authentication is off.
     """
 
     store: EventStore
@@ -27,6 +36,7 @@ class ApiDeps:
     bus: EventBus
     health: Callable[[], dict[str, object]]
     version: str
+    auth: AuthConfig = field(default_factory=AuthConfig)
 
 
 def get_deps(request: Request) -> ApiDeps:
@@ -52,3 +62,72 @@ DepsDep = Annotated[ApiDeps, Depends(get_deps)]
 StoreDep = Annotated[EventStore, Depends(get_store)]
 EvidenceDep = Annotated[EvidenceStore, Depends(get_evidence)]
 BusDep = Annotated[EventBus, Depends(get_bus)]
+
+
+_bearer = HTTPBearer(auto_error=False, description="a secret whose sha256 is in `api.tokens`")
+_cookie = APIKeyCookie(
+    name=SESSION_COOKIE, auto_error=False, description="the signed session set by `POST /api/v1/session`"
+)
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+CookieDep = Annotated[str | None, Depends(_cookie)]
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+def unauthorized(detail: str, error: str | None = None) -> HTTPException:
+    challenge = f'Bearer error="{error}"' if error else "Bearer"
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": challenge})
+
+
+def authenticate(request: Request, deps: DepsDep, bearer: BearerDep, cookie: CookieDep) -> Principal:
+    """The caller, from the bearer header if there is one, else from the session cookie; 401 otherwise."""
+    auth = deps.auth
+    if not auth.enabled:
+        return ANONYMOUS
+    if request.headers.get("authorization") is not None:
+        principal = auth.check_token(bearer.credentials) if bearer is not None else None
+        if principal is None:
+            logger.info("auth: invalid bearer token from %s for %s", _client(request), request.url.path)
+            raise unauthorized("invalid bearer token", error="invalid_token")
+        return principal
+    if cookie is not None and request.method in COOKIE_METHODS:
+        principal = auth.check_session(cookie)
+        if principal is None:
+            logger.info("auth: invalid or expired session from %s for %s", _client(request), request.url.path)
+            raise unauthorized("session invalid or expired: sign in again", error="invalid_token")
+        return principal
+    raise unauthorized("authentication required: Authorization: Bearer <token>")
+
+
+def authenticate_optional(request: Request, deps: DepsDep, bearer: BearerDep, cookie: CookieDep) -> Principal | None:
+    """The caller if the credentials are good; None for none or bad ones (for routes open to everyone)."""
+    try:
+        return authenticate(request, deps, bearer, cookie)
+    except HTTPException:
+        return None
+
+
+PrincipalDep = Annotated[Principal, Depends(authenticate)]
+OptionalPrincipalDep = Annotated[Principal | None, Depends(authenticate_optional)]
+
+
+def require(role: ApiRole) -> Callable[[Principal], Principal]:
+    """A dependency that lets through callers with `role` or a higher one; 403 for a lower one."""
+
+    def check(principal: PrincipalDep) -> Principal:
+        if not role_at_least(principal.role, role):
+            logger.info("auth: %s (%s) refused: needs %s", principal.name, principal.role, role)
+            detail = f"role {principal.role} may not do this: needs {role}"
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail=detail)
+        return principal
+
+    check.__name__ = f"require_{role}"
+    return check
+
+
+ViewerDep = Annotated[Principal, Depends(require("viewer"))]
+OperatorDep = Annotated[Principal, Depends(require("operator"))]
+RuleAuthorDep = Annotated[Principal, Depends(require("rule_author"))]
+AdminDep = Annotated[Principal, Depends(require("admin"))]

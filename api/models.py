@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from api.auth import Via
 from core.events import Event
+from core.settings import ApiRole
 
 
 class EventPage(BaseModel):
@@ -24,12 +27,34 @@ class Problem(BaseModel):
     detail: str
 
 
-class HealthPublic(BaseModel):
+AUTH_ERRORS: dict[int | str, dict[str, object]] = {401: {"model": Problem}, 403: {"model": Problem}}
+"""The `responses` of a route that needs a role: 401 without good credentials, 403 for a role too low."""
+
+
+class HealthBrief(BaseModel):
+    """What `/healthz` tells a caller that is not signed in."""
+
     model_config = ConfigDict(frozen=True)
 
     status: Literal["ok"] = "ok"
     version: str
+
+
+class HealthPublic(HealthBrief):
+    """What `/healthz` tells a signed-in caller (any role), or anyone when authentication is off."""
+
     schema_version: int
     stream_subscribers: int
     stream_dropped: int
     details: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class SessionPublic(BaseModel):
+    """Who the caller is. `via`: `token` (bearer header), `session` (cookie) or `anonymous` (authentication off)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    role: ApiRole
+    via: Via
+    expires_at: datetime | None = Field(default=None, description="end of the session; null for tokens")

@@ -5,10 +5,11 @@ Environment variables win over the file (`GRIDWATCH_PATROL__MAX_IN_FLIGHT=8`). N
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -46,11 +47,71 @@ class EvidenceSettings(BaseModel):
     jpeg_quality: int = Field(default=85, ge=30, le=100)
 
 
+ApiRole = Literal["viewer", "operator", "rule_author", "admin"]
+"""API roles, lowest first: each role may do everything the roles before it may."""
+
+
+class ApiToken(BaseModel):
+    """One API client: its name (logged, shown), its role, and the hex SHA-256 of its secret (never the secret)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+    role: ApiRole
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+
+    @field_validator("sha256")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost: it may resolve to anything
+
+
 class ApiSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    # empty: authentication is off, which only a loopback host (or allow_anonymous) permits
+    tokens: list[ApiToken] = Field(default_factory=list)
+    # key of the signed session cookie; none: a random key at each start (sessions end at restart)
+    session_secret: SecretStr | None = None
+    session_ttl_s: int = Field(default=12 * 3600, ge=60, le=7 * 24 * 3600)
+    allow_anonymous: bool = False
+
+    @field_validator("session_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("should have at least 32 characters: make one with `openssl rand -base64 32`")
+        return value
+
+    @property
+    def loopback(self) -> bool:
+        return _is_loopback(self.host)
+
+    @model_validator(mode="after")
+    def _safe(self) -> ApiSettings:
+        names = [t.name for t in self.tokens]
+        if len(set(names)) != len(names):
+            raise ValueError(f"api.tokens: names must be unique, got {names}")
+        if len({t.sha256 for t in self.tokens}) != len(self.tokens):
+            raise ValueError("api.tokens: two tokens have the same sha256")
+        if not self.tokens and not self.allow_anonymous and not self.loopback:
+            raise ValueError(
+                f"api.host {self.host!r} is not a loopback address and api.tokens is empty: anyone on the network "
+                "could read events and evidence. Configure api.tokens, bind to 127.0.0.1, or set "
+                "api.allow_anonymous: true to serve without authentication on purpose"
+            )
+        return self
 
 
 class Settings(BaseSettings):

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from api.app import ApiDeps, create_app
+from api.auth import AuthConfig
 from core.clock import SystemClock
 from core.errors import ConfigError
 from core.settings import ApiSettings, Settings
@@ -59,7 +60,9 @@ def load_settings(config_dir: Path | None, host: str | None = None, port: int | 
         try:
             settings.api = ApiSettings.model_validate({**settings.api.model_dump(), **flags})
         except ValidationError as exc:
-            raise ConfigError([f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors(include_url=False)]) from None
+            # a field's error names its flag; the unsafe-bind check is about the whole section, so --host
+            problems = [f"--{(e['loc'] or ('host',))[0]}: {e['msg']}" for e in exc.errors(include_url=False)]
+            raise ConfigError(problems) from None
     return settings
 
 
@@ -192,6 +195,7 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
         event = health_event(camera, change, clock.now())
         if event is not None:
             sink.emit(event, {})
+
     p = settings.patrol
     grabber = Grabber(GrabTimeouts(open_s=p.open_timeout_s, read_s=p.read_timeout_s, keyframe_s=p.keyframe_timeout_s))
     pipeline = VisitPipeline(
@@ -216,6 +220,7 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
             bus=bus,
             health=lambda: runtime_ref[0].health(),
             version=__version__,
+            auth=AuthConfig.from_settings(settings.api),
         )
     )
     runtime = Runtime(settings, patrol, batcher, rules, store, bus, app, threading.Event())

@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi import Path as PathParam
 
-from api.deps import StoreDep
-from api.models import EventPage, Problem
+from api.deps import StoreDep, ViewerDep
+from api.models import AUTH_ERRORS, EventPage, Problem
 from core.events import Event
 from intake.store import ULID_PATTERN
 
@@ -21,8 +21,9 @@ router = APIRouter(prefix="/api/v1/events", tags=["events"])
 MAX_PAGE = 500
 
 
-@router.get("", operation_id="list_events")
+@router.get("", operation_id="list_events", responses=AUTH_ERRORS)
 def list_events(
+    _caller: ViewerDep,
     store: StoreDep,
     camera: Annotated[str | None, Query(max_length=200, description="camera id")] = None,
     rule: Annotated[str | None, Query(max_length=200, description="rule id")] = None,
@@ -35,8 +36,8 @@ def list_events(
     return EventPage(items=items, next=items[-1].id if len(rows) > limit else None)
 
 
-@router.get("/{event_id}", operation_id="get_event", responses={404: {"model": Problem}})
-def get_event(store: StoreDep, event_id: Annotated[str, PathParam(pattern=ULID_PATTERN)]) -> Event:
+@router.get("/{event_id}", operation_id="get_event", responses={404: {"model": Problem}, **AUTH_ERRORS})
+def get_event(_caller: ViewerDep, store: StoreDep, event_id: Annotated[str, PathParam(pattern=ULID_PATTERN)]) -> Event:
     event = store.get(event_id)
     if event is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"event {event_id} not found")

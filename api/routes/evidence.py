@@ -9,15 +9,16 @@ from fastapi import APIRouter, HTTPException, status
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
-from api.deps import EvidenceDep
-from api.models import Problem
+from api.deps import EvidenceDep, ViewerDep
+from api.models import AUTH_ERRORS, Problem
 from intake.evidence import KEY_PATTERN, content_type
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/evidence", tags=["evidence"])
 
-IMMUTABLE = "public, max-age=31536000, immutable"
+# private: evidence is for signed-in callers only, so no shared cache (proxy) may keep a copy
+IMMUTABLE = "private, max-age=31536000, immutable"
 
 
 @router.get(
@@ -27,9 +28,12 @@ IMMUTABLE = "public, max-age=31536000, immutable"
     responses={
         200: {"content": {"image/jpeg": {}, "image/png": {}}, "description": "the image"},
         404: {"model": Problem},
+        **AUTH_ERRORS,
     },
 )
-def get_evidence(evidence: EvidenceDep, key: Annotated[str, PathParam(pattern=KEY_PATTERN)]) -> FileResponse:
+def get_evidence(
+    _caller: ViewerDep, evidence: EvidenceDep, key: Annotated[str, PathParam(pattern=KEY_PATTERN)]
+) -> FileResponse:
     path = evidence.path(key)
     if not path.is_file():
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"evidence {key} not found")

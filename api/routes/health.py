@@ -1,4 +1,4 @@
-"""Liveness and a few facts for the status line of the alert wall."""
+"""Liveness for everyone; a few facts for the status line of the alert wall for signed-in callers."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import logging
 from fastapi import APIRouter
 from pydantic import JsonValue, TypeAdapter
 
-from api.deps import DepsDep
-from api.models import HealthPublic
+from api.deps import DepsDep, OptionalPrincipalDep
+from api.models import HealthBrief, HealthPublic
 
 logger = logging.getLogger(__name__)
 
@@ -18,7 +18,10 @@ _DETAILS: TypeAdapter[dict[str, JsonValue]] = TypeAdapter(dict[str, JsonValue])
 
 
 @router.get("/healthz", operation_id="healthz")
-def healthz(deps: DepsDep) -> HealthPublic:
+def healthz(deps: DepsDep, caller: OptionalPrincipalDep) -> HealthPublic | HealthBrief:
+    """Open to all. Camera states, patrol figures and rule errors only for a caller with good credentials."""
+    if caller is None:
+        return HealthBrief(version=deps.version)
     return HealthPublic(
         version=deps.version,
         schema_version=deps.store.schema_version,

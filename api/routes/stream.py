@@ -15,7 +15,8 @@ from fastapi import APIRouter, Header
 from fastapi.concurrency import run_in_threadpool
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from api.deps import BusDep, StoreDep
+from api.deps import BusDep, StoreDep, ViewerDep
+from api.models import AUTH_ERRORS
 from core.events import Event
 from intake.store import ULID_PATTERN
 
@@ -31,8 +32,14 @@ def _message(event: Event) -> ServerSentEvent:
     return ServerSentEvent(raw_data=event.model_dump_json(), id=event.id)
 
 
-@router.get("/stream", operation_id="stream_events", response_class=EventSourceResponse)
+@router.get(
+    "/stream",
+    operation_id="stream_events",
+    response_class=EventSourceResponse,
+    responses=AUTH_ERRORS,
+)
 async def stream_events(
+    _caller: ViewerDep,
     bus: BusDep,
     store: StoreDep,
     last_event_id: Annotated[str | None, Header(pattern=ULID_PATTERN)] = None,

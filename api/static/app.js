@@ -1,5 +1,7 @@
 // gridwatch alert wall: the latest events from the REST API, then live ones from the SSE stream.
 // Every event string is put into the page with textContent; nothing is parsed as HTML.
+// With API tokens configured, the page asks for one, trades it for an HttpOnly session cookie
+// (POST /api/v1/session) and forgets it; the cookie then goes with fetch, EventSource and <img>.
 "use strict";
 
 (function () {
@@ -17,6 +19,10 @@
       noimage: "无抓拍图", camera: "摄像头", zone: "区域",
       sev: { info: "提示", minor: "一般", major: "重要", critical: "紧急" },
       state: { open: "新发", update: "持续", close: "结束" },
+      role: { viewer: "查看", operator: "值班", rule_author: "规则编写", admin: "管理员" },
+      signout: "退出登录", signinTitle: "登录告警墙", tokenLabel: "访问令牌", signinButton: "登录",
+      signinHint: "请输入管理员分配的访问令牌。令牌只用于本次登录，不会保存在页面中。",
+      badToken: "令牌无效，请重试。", signinFailed: "登录失败，请稍后重试。",
     },
     en: {
       title: "Patrol Alert Wall", connecting: "Connecting", live: "Live", offline: "Offline, reconnecting",
@@ -24,6 +30,10 @@
       noimage: "No snapshot", camera: "Camera", zone: "Zone",
       sev: { info: "Info", minor: "Minor", major: "Major", critical: "Critical" },
       state: { open: "Open", update: "Ongoing", close: "Closed" },
+      role: { viewer: "viewer", operator: "operator", rule_author: "rule author", admin: "admin" },
+      signout: "Sign out", signinTitle: "Sign in to the alert wall", tokenLabel: "Access token", signinButton: "Sign in",
+      signinHint: "Paste the access token your administrator gave you. It is used once to sign in and not kept by the page.",
+      badToken: "That token is not valid. Try again.", signinFailed: "Signing in failed. Try again later.",
     },
   };
 
@@ -33,6 +43,9 @@
   let received = 0;
   let source = null;
   let retryMs = 1000;
+  let retryTimer = null;
+  let session = null; // {name, role, via, expires_at} from the API; null while signed out
+  let signinError = null; // a TEXT key shown under the token field
 
   const $ = (id) => document.getElementById(id);
   const t = () => TEXT[lang];
@@ -140,6 +153,8 @@
     document.title = "gridwatch · " + text.title;
     $("lang").textContent = text.toggle;
     setLink(linkState);
+    showWho();
+    $("signin-error").textContent = signinError ? text[signinError] : "";
     for (const card of $("grid").children) {
       const event = events.get(card.dataset.id);
       if (event) fillCard(card, event);
@@ -149,6 +164,10 @@
   async function loadLatest() {
     try {
       const response = await fetch(API + "/events?limit=" + INITIAL, { headers: { Accept: "application/json" } });
+      if (response.status === 401) {
+        signedOut(); // the session ended (expired, or the server restarted with a new key)
+        return;
+      }
       if (!response.ok) throw new Error("HTTP " + response.status);
       const page = await response.json();
       (page.items || []).forEach((event) => addEvent(event, false));
@@ -182,13 +201,112 @@
       if (source.readyState === EventSource.CLOSED) {
         source.close();
         source = null;
-        setTimeout(() => {
+        retryTimer = setTimeout(() => {
+          retryTimer = null;
           connect();
-          loadLatest(); // fills what was missed while the stream was down
+          loadLatest(); // fills what was missed while the stream was down, or finds the session gone
         }, retryMs);
         retryMs = Math.min(retryMs * 2, 30000);
       }
     };
+  }
+
+  function showWho() {
+    const who = $("who");
+    const signedIn = session !== null && session.via !== "anonymous";
+    who.hidden = !signedIn;
+    $("signout").hidden = !signedIn;
+    if (signedIn) {
+      const role = t().role[session.role] || String(session.role);
+      who.textContent = String(session.name) + " · " + role;
+    }
+  }
+
+  function startWall(who) {
+    session = who;
+    signinError = null;
+    $("signin").hidden = true;
+    $("wall").hidden = false;
+    showWho();
+    connect(); // subscribe first, then load: an event in between is in one or the other (or both)
+    loadLatest();
+  }
+
+  function signedOut() {
+    if (source) source.close();
+    source = null;
+    if (retryTimer !== null) clearTimeout(retryTimer);
+    retryTimer = null;
+    retryMs = 1000;
+    session = null;
+    events.clear();
+    $("grid").replaceChildren();
+    received = 0;
+    updateCounts();
+    setLink("connecting");
+    showWho();
+    $("wall").hidden = true;
+    $("signin").hidden = false;
+    $("token").focus();
+  }
+
+  // Who am I: 200 (signed in, or authentication is off) starts the wall; 401 asks for a token.
+  async function begin() {
+    let response = null;
+    try {
+      response = await fetch(API + "/session", { headers: { Accept: "application/json" } });
+    } catch (err) {
+      console.warn("gridwatch: the API is unreachable", err);
+    }
+    if (response !== null && response.status === 401) {
+      signedOut();
+    } else if (response !== null && response.ok) {
+      startWall(await response.json());
+    } else {
+      startWall(null); // let the stream's own retries find the API
+    }
+  }
+
+  async function signIn(event) {
+    event.preventDefault();
+    const input = $("token");
+    const token = input.value.trim();
+    if (!token) return;
+    $("signin-submit").disabled = true;
+    let outcome = "signinFailed";
+    let who = null;
+    try {
+      const response = await fetch(API + "/session", {
+        method: "POST",
+        headers: { Accept: "application/json", Authorization: "Bearer " + token },
+      });
+      if (response.ok) {
+        who = await response.json();
+        outcome = null;
+      } else if (response.status === 401) {
+        outcome = "badToken";
+      }
+    } catch (err) {
+      console.warn("gridwatch: signing in failed", err);
+    }
+    input.value = "";
+    $("signin-submit").disabled = false;
+    if (outcome === null) {
+      startWall(who);
+    } else {
+      signinError = outcome;
+      $("signin-error").textContent = t()[outcome];
+      input.focus();
+    }
+  }
+
+  async function signOut() {
+    try {
+      await fetch(API + "/session", { method: "DELETE" });
+    } catch (err) {
+      console.warn("gridwatch: signing out failed", err);
+    }
+    signedOut();
   }
 
   async function loadVersion() {
@@ -215,8 +333,9 @@
     tick();
     setInterval(tick, 1000);
     updateCounts();
+    $("signin-form").addEventListener("submit", signIn);
+    $("signout").addEventListener("click", signOut);
     loadVersion();
-    connect(); // subscribe first, then load: an event in between is in one or the other (or both)
-    loadLatest();
+    begin();
   });
 })();

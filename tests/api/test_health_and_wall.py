@@ -30,7 +30,16 @@ def test_healthz_reports_version_stream_and_the_callers_details(client: TestClie
 def test_operation_ids_are_stable(client: TestClient) -> None:
     spec = client.get("/api/v1/openapi.json").json()
     operations = {op["operationId"] for path in spec["paths"].values() for op in path.values()}
-    assert operations == {"list_events", "get_event", "get_evidence", "stream_events", "healthz"}
+    assert operations == {
+        "list_events",
+        "get_event",
+        "get_evidence",
+        "stream_events",
+        "healthz",
+        "create_session",
+        "get_session",
+        "delete_session",
+    }
 
 
 def test_the_alert_wall_is_served_with_a_same_origin_policy(client: TestClient) -> None:

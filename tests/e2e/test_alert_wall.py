@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,7 +17,9 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from ulid import ULID
 
 from api.app import ApiDeps, create_app
+from api.auth import AuthConfig
 from core.events import Event
+from core.settings import ApiToken
 from core.types import Detections
 from ingest.evidence import make_snapshot
 from intake.bus import EventBus
@@ -23,6 +28,9 @@ from intake.sink import IntakeSink
 from intake.store import EventStore
 from tests.api.server import serve
 
+VIEWER_TOKEN = "gw-e2e-viewer-" + "7" * 32
+# what Chromium logs for the sign-in probe and a wrong token: expected, and the only console errors allowed
+UNAUTHORIZED = re.compile(r"status of 401")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -82,15 +90,25 @@ def real_event(frame: np.ndarray, camera: str, name: str, zone: str) -> tuple[Ev
     return event, snap.blobs
 
 
-@pytest.fixture
-def wall(tmp_path: Path) -> Iterator[tuple[str, IntakeSink]]:
+def serve_wall(tmp_path: Path, auth: AuthConfig) -> Iterator[tuple[str, IntakeSink]]:
     bus = EventBus()
     evidence = EvidenceStore(tmp_path / "evidence")
     with EventStore(tmp_path / "events.sqlite3") as store:
-        deps = ApiDeps(store=store, evidence=evidence, bus=bus, health=lambda: {}, version="test")
+        deps = ApiDeps(store=store, evidence=evidence, bus=bus, health=lambda: {}, version="test", auth=auth)
         with serve(create_app(deps)) as url:
             yield url, IntakeSink(store, evidence, bus)
             bus.close()
+
+
+@pytest.fixture
+def wall(tmp_path: Path) -> Iterator[tuple[str, IntakeSink]]:
+    yield from serve_wall(tmp_path, AuthConfig())
+
+
+@pytest.fixture
+def secured_wall(tmp_path: Path) -> Iterator[tuple[str, IntakeSink]]:
+    token = ApiToken(name="wall-1", role="viewer", sha256=hashlib.sha256(VIEWER_TOKEN.encode()).hexdigest())
+    yield from serve_wall(tmp_path, dataclasses.replace(AuthConfig(), tokens=(token,)))
 
 
 def open_wall(browser: Browser, url: str) -> tuple[Page, list[str]]:
@@ -135,4 +153,60 @@ def test_wall_shows_stored_and_live_events_with_their_snapshots(
     page.locator("#lang").click()
     expect(page.locator("#lang")).to_have_text("中文")
     assert errors == []
+    page.close()
+
+
+@pytest.mark.slow
+def test_wall_asks_for_a_token_then_shows_stored_and_live_events(
+    browser: Browser, secured_wall: tuple[str, IntakeSink], frame: np.ndarray
+) -> None:
+    url, sink = secured_wall
+    sink.emit(*real_event(frame, "cam-01", "东门人行道", "walkway"))
+
+    # when: the wall opens without a session
+    page, errors = open_wall(browser, url)
+
+    # then: it asks for a token, in Chinese and, toggled, in English; no event is shown
+    signin = page.locator("#signin")
+    expect(signin).to_be_visible()
+    expect(signin).to_contain_text("访问令牌")
+    expect(page.locator("#wall")).to_be_hidden()
+    page.locator("#lang").click()
+    expect(signin).to_contain_text("Access token")
+
+    # when: a wrong token is given, then the viewer's
+    page.locator("#token").fill("not-the-token")
+    page.locator("#signin-submit").click()
+    expect(page.locator("#signin-error")).to_contain_text("not valid")
+    expect(page.locator("#token")).to_have_value("")
+    page.locator("#token").fill(VIEWER_TOKEN)
+    page.locator("#signin-submit").click()
+
+    # then: the stored event is shown with its snapshot (the <img> is authorized by the cookie)
+    expect(signin).to_be_hidden()
+    cards = page.locator("#grid article.card")
+    expect(cards).to_have_count(1)
+    expect(cards.first).to_contain_text("东门人行道")
+    image = cards.first.locator("img")
+    expect(image).to_have_js_property("complete", True)
+    assert image.evaluate("img => img.naturalWidth") == 768
+    expect(page.locator("#who")).to_contain_text("wall-1")
+    expect(page.locator("#live-dot")).to_have_attribute("data-state", "live")
+
+    # when: a new event arrives, it appears live
+    sink.emit(*real_event(frame, "cam-02", "Library plaza", "plaza"))
+    expect(cards).to_have_count(2)
+    expect(cards.first).to_contain_text("Library plaza")
+
+    # and: the token is nowhere the page can read, and the session cookie is HttpOnly
+    assert VIEWER_TOKEN not in page.content()
+    assert page.evaluate("document.cookie") == ""
+    assert VIEWER_TOKEN not in page.evaluate("JSON.stringify(localStorage) + JSON.stringify(sessionStorage)")
+
+    # when: signing out, the sign-in box is back and the API refuses the page
+    page.locator("#signout").click()
+    expect(signin).to_be_visible()
+    expect(cards).to_have_count(0)
+    assert page.evaluate("fetch('/api/v1/events').then(r => r.status)") == 401
+    assert [e for e in errors if not UNAUTHORIZED.search(e)] == []
     page.close()

@@ -1,0 +1,144 @@
+"""Who is calling: bearer tokens checked against `api.tokens`, and the signed session cookie of the alert wall.
+
+Pure functions over an `AuthConfig`; the FastAPI side (headers, cookies, 401/403) is in `api.deps`.
+A token is known by the SHA-256 of its secret only; secrets are never stored, logged or answered.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from core.settings import ApiRole, ApiSettings, ApiToken
+
+logger = logging.getLogger(__name__)
+
+ROLES: tuple[ApiRole, ...] = ("viewer", "operator", "rule_author", "admin")
+SESSION_COOKIE = "gridwatch_session"
+SESSION_VERSION = "v1"
+MAX_CREDENTIAL_LEN = 2048  # longer header or cookie values are refused before any hashing or parsing
+DEFAULT_SESSION_TTL_S = 12 * 3600
+
+Via = Literal["token", "session", "anonymous"]
+
+
+def role_at_least(role: ApiRole, needed: ApiRole) -> bool:
+    return ROLES.index(role) >= ROLES.index(needed)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller. `via` says how: a bearer token, the session cookie, or auth being off."""
+
+    name: str
+    role: ApiRole
+    via: Via
+    expires_at: int | None = None  # unix seconds, sessions only
+
+
+ANONYMOUS = Principal(name="anonymous", role="admin", via="anonymous")
+
+
+class SessionClaims(BaseModel):
+    """The signed content of the session cookie."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sub: str = Field(max_length=64)
+    role: ApiRole
+    exp: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    """The configured tokens and the session key. No tokens: authentication is off, every caller is `ANONYMOUS`."""
+
+    tokens: tuple[ApiToken, ...] = ()
+    session_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    session_ttl_s: int = DEFAULT_SESSION_TTL_S
+    now: Callable[[], float] = time.time
+
+    @classmethod
+    def from_settings(cls, api: ApiSettings) -> AuthConfig:
+        key = api.session_secret.get_secret_value().encode() if api.session_secret else secrets.token_bytes(32)
+        if not api.tokens and api.loopback:
+            logger.info("API authentication off: no api.tokens, serving %s only", api.host)
+        elif not api.tokens:
+            logger.warning("API authentication OFF on %s (api.allow_anonymous): anyone may read all", api.host)
+        else:
+            logger.info("API authentication on: %d tokens", len(api.tokens))
+        return cls(tokens=tuple(api.tokens), session_key=key, session_ttl_s=api.session_ttl_s)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.tokens)
+
+    def check_token(self, secret: str) -> Principal | None:
+        """The token whose sha256 matches; every configured hash is compared, in constant time each."""
+        if not secret or len(secret) > MAX_CREDENTIAL_LEN:
+            return None
+        digest = hashlib.sha256(secret.encode()).hexdigest()
+        found: ApiToken | None = None
+        for token in self.tokens:
+            if hmac.compare_digest(digest, token.sha256):
+                found = token
+        return Principal(found.name, found.role, via="token") if found else None
+
+    def issue_session(self, principal: Principal) -> tuple[str, SessionClaims]:
+        """A cookie value for `principal`, valid `session_ttl_s` from now."""
+        claims = SessionClaims(sub=principal.name, role=principal.role, exp=int(self.now()) + self.session_ttl_s)
+        return encode_session(self.session_key, claims), claims
+
+    def check_session(self, value: str) -> Principal | None:
+        """The caller of a well-signed, unexpired session whose token is still configured with the same role."""
+        claims = decode_session(self.session_key, value)
+        if claims is None or claims.exp <= self.now():
+            return None
+        if not any(t.name == claims.sub and t.role == claims.role for t in self.tokens):
+            return None  # the token was removed or its role changed since the sign-in
+        return Principal(claims.sub, claims.role, via="session", expires_at=claims.exp)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _sign(key: bytes, body: str) -> str:
+    return _b64(hmac.new(key, body.encode("ascii"), hashlib.sha256).digest())
+
+
+def encode_session(key: bytes, claims: SessionClaims) -> str:
+    """`v1.<base64url JSON claims>.<base64url HMAC-SHA256 of the two parts before it>`."""
+    body = SESSION_VERSION + "." + _b64(claims.model_dump_json().encode())
+    return body + "." + _sign(key, body)
+
+
+def decode_session(key: bytes, value: str) -> SessionClaims | None:
+    """The claims of a cookie value signed with `key`; None for anything else (expiry is not checked here)."""
+    if len(value) > MAX_CREDENTIAL_LEN:
+        return None
+    version, _, rest = value.partition(".")
+    payload, _, signature = rest.partition(".")
+    if version != SESSION_VERSION or not payload or not signature:
+        return None
+    try:
+        expected = _sign(key, version + "." + payload)
+        if not hmac.compare_digest(expected, signature):
+            return None
+        return SessionClaims.model_validate_json(_unb64(payload))
+    except (TypeError, binascii.Error, ValueError, ValidationError):
+        return None
