@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import re
-from urllib.parse import urlsplit, urlunsplit
 
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/\s@]+)@")
+# Up to the LAST "@" of the URL token: a password may hold "/", "?", "#" or "@" itself. Masking an "@" that
+# belongs to a path hides a little too much, never too little.
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^\s'\"<>]*)@")
 _SECRET_PARAMS = re.compile(
     r"(?P<key>[?&;](?:password|passwd|pwd|pass|token|auth|key|secret|signature|sig)=)[^&\s;#]*",
     re.IGNORECASE,
@@ -16,25 +17,22 @@ MASK = "***"
 
 def sanitize_url(url: str) -> str:
     """`rtsp://admin:pw@10.0.0.5:554/s?token=x` -> `rtsp://***@10.0.0.5:554/s?token=***`."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
         return redact_text(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = MASK + "@" + netloc.rsplit("@", 1)[1]
-    clean = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    return _SECRET_PARAMS.sub(lambda m: m.group("key") + MASK, clean)
+    at = rest.rfind("@")
+    if at != -1:
+        rest = MASK + rest[at:]
+    return _SECRET_PARAMS.sub(lambda m: m.group("key") + MASK, f"{scheme}://{rest}")
 
 
 def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Mask userinfo in any URL inside `text`, secret query parameters, and each literal secret given."""
-    out = _USERINFO.sub(lambda m: m.group("scheme") + MASK + "@", text)
-    out = _SECRET_PARAMS.sub(lambda m: m.group("key") + MASK, out)
-    for secret in secrets:
-        if secret:
-            out = out.replace(secret, MASK)
-    return out
+    """Mask each literal secret given, then userinfo in any URL inside `text` and secret query parameters."""
+    out = text
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        out = out.replace(secret, MASK)
+    out = _USERINFO.sub(lambda m: m.group("scheme") + MASK + "@", out)
+    return _SECRET_PARAMS.sub(lambda m: m.group("key") + MASK, out)
 
 
 class RedactingFilter(logging.Filter):

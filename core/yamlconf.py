@@ -24,7 +24,10 @@ def mark_of(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-def _check_duplicate_keys(node: yaml.Node, path: str, problems: list[str]) -> None:
+def _check_duplicate_keys(node: yaml.Node, path: str, problems: list[str], seen_nodes: set[int]) -> None:
+    if id(node) in seen_nodes:  # an alias: its node was checked where it was defined
+        return
+    seen_nodes.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key, value in node.value:
@@ -33,10 +36,10 @@ def _check_duplicate_keys(node: yaml.Node, path: str, problems: list[str]) -> No
                 line, col = mark_of(key)
                 problems.append(f"{path}:{line}:{col}: {name}: duplicate key")
             seen.add(name)
-            _check_duplicate_keys(value, path, problems)
+            _check_duplicate_keys(value, path, problems, seen_nodes)
     elif isinstance(node, yaml.SequenceNode):
         for item in node.value:
-            _check_duplicate_keys(item, path, problems)
+            _check_duplicate_keys(item, path, problems, seen_nodes)
 
 
 def node_at(root: yaml.Node, loc: Loc, *, key_node: bool = False) -> yaml.Node:
@@ -67,21 +70,57 @@ def format_loc(loc: Loc, skip: frozenset[str] = frozenset()) -> str:
     return out or "(top)"
 
 
-def load_yaml_text(text: str, path: str) -> tuple[object, yaml.Node | None]:
-    """Parse one YAML document; syntax errors and duplicate keys become a ConfigError."""
+MAX_NODES = 100_000  # a config file past this, aliases expanded, is refused (alias bombs, runaway files)
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Nodes in the document with every alias expanded, counted without expanding (memoised per node)."""
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    memo[id(node)] = MAX_NODES + 1  # a node reached again while being counted is a cycle: too large
+    if isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(item, memo) for item in node.value)
+    else:
+        size = 1
+    memo[id(node)] = min(size, MAX_NODES + 1)
+    return memo[id(node)]
+
+
+def _compose(text: str, path: str) -> yaml.Node | None:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{mark.line + 1}:{mark.column + 1}" if mark else "1:1"
         raise ConfigError([f"{path}:{where}: {exc.problem or exc.context}"]) from None
+    except yaml.YAMLError as exc:  # e.g. a control character: the reader's error has a character offset
+        pos = getattr(exc, "position", 0)
+        line, col = text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)
+        reason = getattr(exc, "reason", "not readable YAML")
+        raise ConfigError([f"{path}:{line}:{col}: {reason}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{path}:1:1: nested too deeply"]) from None
+
+
+def load_yaml_text(text: str, path: str) -> tuple[object, yaml.Node | None]:
+    """Parse one YAML document; syntax errors, duplicate keys and oversized documents become a ConfigError."""
+    node = _compose(text, path)
     if node is None:
         return None, None
+    if _expanded_size(node, {}) > MAX_NODES:
+        raise ConfigError([f"{path}:1:1: too large: more than {MAX_NODES} values once aliases are expanded"])
     problems: list[str] = []
-    _check_duplicate_keys(node, path, problems)
+    try:
+        _check_duplicate_keys(node, path, problems, set())
+        data = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError([f"{path}:1:1: nested too deeply"]) from None
     if problems:
         raise ConfigError(problems)
-    return yaml.safe_load(text), node
+    return data, node
 
 
 def validation_problems(

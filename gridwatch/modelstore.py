@@ -19,6 +19,7 @@ from typing import BinaryIO
 import httpx
 
 from core.errors import ConfigError, ModelError
+from core.redact import redact_text, sanitize_url
 from detectors.manifest import ModelManifest, load_manifest
 
 logger = logging.getLogger(__name__)
@@ -61,11 +62,14 @@ def _source_for(manifest: ModelManifest, mirror: str | None) -> str:
 
 def _copy_into(source: str, out: BinaryIO) -> None:
     if _is_url(source):
-        with httpx.stream("GET", source, timeout=HTTP_TIMEOUT, follow_redirects=True) as response:
-            if response.status_code != httpx.codes.OK:
-                raise ModelError(f"{source}: HTTP {response.status_code}")
-            for chunk in response.iter_bytes(CHUNK):
-                out.write(chunk)
+        try:
+            with httpx.stream("GET", source, timeout=HTTP_TIMEOUT, follow_redirects=True) as response:
+                if response.status_code != httpx.codes.OK:
+                    raise ModelError(f"{sanitize_url(source)}: HTTP {response.status_code}")
+                for chunk in response.iter_bytes(CHUNK):
+                    out.write(chunk)
+        except httpx.HTTPError as exc:
+            raise ModelError(f"{sanitize_url(source)}: {redact_text(str(exc))}") from None
         return
     try:
         with Path(source).open("rb") as src:
@@ -102,7 +106,7 @@ def fetch_model(manifest_path: Path, dest_dir: Path, mirror: str | None) -> Path
             return target
         logger.warning("model %s: %s has sha256 %s, fetching again", manifest.name, target, actual)
     source = _source_for(manifest, mirror)
-    logger.info("model %s: fetching %s from %s", manifest.name, manifest.file, source)
+    logger.info("model %s: fetching %s from %s", manifest.name, manifest.file, sanitize_url(source))
     dest_dir.mkdir(parents=True, exist_ok=True)
     with _temp_beside(target) as (out, tmp):
         _copy_into(source, out)
@@ -110,7 +114,7 @@ def fetch_model(manifest_path: Path, dest_dir: Path, mirror: str | None) -> Path
         actual = sha256_file(tmp)
         if actual != manifest.sha256:
             raise ModelError(
-                f"{source}: fetched weights for {target} are corrupt "
+                f"{sanitize_url(source)}: fetched weights for {target} are corrupt "
                 f"(expected sha256 {manifest.sha256}, actual {actual})"
             )
         tmp.replace(target)

@@ -155,7 +155,10 @@ class Runtime:
 
     def _poll_rules(self) -> None:
         while not self.stop_event.wait(self.settings.patrol.rules_poll_s):
-            self.rules.poll()
+            try:
+                self.rules.poll()
+            except Exception:  # loop boundary: hot reload must outlive any one bad file
+                logger.exception("rules reload failed; the last good rules keep running")
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -9,8 +9,8 @@ cameras:
     lon: 121.4737
     lat: 31.2304
 ```
-`${VAR}` in a URL is taken from the environment when the file is loaded, so passwords need not live in the
-file. A malformed row is reported as `file:line:col: cameras[3].url: message`.
+`${VAR}` in a URL is taken from the environment (percent-encoded) when the file is loaded, so passwords need
+not live in the file. A malformed row is reported as `file:line:col: cameras[3].url: message`.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.errors import ConfigError
 from core.redact import sanitize_url
 from core.yamlconf import load_yaml_text, mark_of, node_at, validation_problems
+from ingest.grabber import file_start_offset
 
 CameraId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 _SCHEMES = ("rtsp://", "rtsps://", "file://")
@@ -50,6 +52,8 @@ class Camera(BaseModel):
     def _check_url(cls, url: str) -> str:
         if not url.startswith(_SCHEMES):
             raise ValueError(f"url must start with one of {', '.join(_SCHEMES)}, got {sanitize_url(url)!r}")
+        if url.startswith("file://"):
+            file_start_offset(url)  # a bad `#t=` fails here, with its row, not on every visit
         return url
 
     @property
@@ -65,10 +69,12 @@ class CameraFile(BaseModel):
 
 
 def _expand_env(text: str, path: str) -> str:
+    """Replace `${VAR}` by the variable's value, percent-encoded so that a password holding `@ / ? # :`
+    stays inside the URL's userinfo (FFmpeg decodes it again when it authenticates)."""
     missing = sorted({m.group(1) for m in _ENV_REF.finditer(text) if m.group(1) not in os.environ})
     if missing:
         raise ConfigError([f"{path}:1:1: environment variable(s) not set: {', '.join(missing)}"])
-    return _ENV_REF.sub(lambda m: os.environ[m.group(1)], text)
+    return _ENV_REF.sub(lambda m: quote(os.environ[m.group(1)], safe=""), text)
 
 
 def parse_cameras(text: str, path: str) -> list[Camera]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,10 +82,15 @@ class Patrol:
         logger.info("patrol started with %d workers", self._workers)
 
     def stop(self, timeout: float = 15.0) -> None:
+        """Let each worker finish its visit, waiting `timeout` seconds in all (not per worker)."""
         self._stop.set()
         self._scheduler.close()
+        deadline = time.monotonic() + timeout
         for t in self._threads:
-            t.join(timeout)
+            t.join(max(0.0, deadline - time.monotonic()))
+        stuck = [t.name for t in self._threads if t.is_alive()]
+        if stuck:
+            logger.warning("patrol workers still in a visit after %.0f s: %s", timeout, ", ".join(stuck))
         self._threads.clear()
 
     def _run(self) -> None:

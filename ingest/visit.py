@@ -176,9 +176,10 @@ class VisitPipeline:
         )
         try:
             self.sink.emit(event, snap.blobs)
-        except BaseException:
+        except Exception:  # the intake's failure, not the camera's: the camera stays healthy
             self.gate.reopen(verdict)  # not delivered: no cooldown, the next visit tries again
-            raise
+            logger.exception("event %s of camera %s rule %s not delivered", event.id, camera.id, verdict.rule_id)
+            return None
         logger.info("event %s: camera %s rule %s %s", event.id, camera.id, verdict.rule_id, verdict.reason)
         return event
 

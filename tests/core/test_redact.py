@@ -15,6 +15,9 @@ from core.redact import RedactingFilter, redact_text, sanitize_url
         ("rtsp://u:p@h/x?token=abc&ch=1", "rtsp://***@h/x?token=***&ch=1"),
         ("http://h/snap.jpg?user=a&password=b", "http://h/snap.jpg?user=a&password=***"),
         ("file:///data/v.mp4", "file:///data/v.mp4"),
+        ("rtsp://admin:ab/cd@10.0.0.5:554/s", "rtsp://***@10.0.0.5:554/s"),
+        ("rtsp://admin:a#b?c@10.0.0.5/s", "rtsp://***@10.0.0.5/s"),
+        ("rtsp://admin:p@ss@10.0.0.5/s", "rtsp://***@10.0.0.5/s"),
     ],
 )
 def test_sanitize_url(url: str, expected: str) -> None:
@@ -40,3 +43,10 @@ def test_logging_filter_masks_messages_and_tracebacks(caplog: pytest.LogCaptureF
         logger.filters.clear()
     assert "hunter2" not in caplog.text
     assert "rtsp://***@10.0.0.9/live" in caplog.text
+
+
+@pytest.mark.parametrize("password", ["ab/cd", "p@ss", "a#b", "x?y=1", "sp ace"])
+def test_passwords_with_url_characters_never_survive_in_text(password: str) -> None:
+    text = f"camera cam-1 (rtsp://admin:{password}@10.0.0.5:554/s): connection refused"
+    assert password not in redact_text(text, (password,))
+    assert "10.0.0.5:554/s" in redact_text(text, (password,))

@@ -64,3 +64,16 @@ def test_a_malformed_row_names_its_row(text: str, expected: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse_cameras(text, "cams.yaml")
     assert expected in err.value.problems
+
+
+def test_a_password_with_url_characters_is_percent_encoded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_CAM_PW", "p@ss/w#1")
+    cam = parse_cameras(GOOD, "cameras.yaml")[0]
+    assert cam.url == "rtsp://admin:p%40ss%2Fw%231@10.0.0.5:554/ch1"
+    assert cam.safe_url == "rtsp://***@10.0.0.5:554/ch1"
+
+
+def test_a_bad_file_start_is_reported_at_its_row() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_cameras("cameras:\n  - id: a\n    url: file:///v.mp4#t=soon\n", "cams.yaml")
+    assert err.value.problems[0].startswith("cams.yaml:3:10: cameras[0].url: Value error, file camera start")
