@@ -4,7 +4,11 @@ One `MicroBatcher` per model (a per-model queue and one worker thread). A frame 
 for companions; a batch closes at `max_batch` frames or at the oldest frame's deadline, whichever comes
 first. Models whose graph has a fixed batch axis run frame by frame (no waiting). When inference is the
 bottleneck the queue fills: `detect` blocks, then raises `OverloadedError` after `submit_timeout_s`, and
-`saturated` / `queue_depth` tell the scheduler to slow down before that.
+`saturated` / `queue_depth` tell the scheduler to slow down before that. A queued frame whose result takes
+longer than `result_timeout_s` fails its `detect` call with `OverloadedError` too.
+
+The worker thread outlives any failure: whatever goes wrong while a batch is in hand fails that batch's futures
+and the thread takes the next one, so no caller waits on a future nobody will settle.
 
 `detect(image)` has `Detector.detect`'s signature, so the visit pipeline takes either.
 """
@@ -17,6 +21,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -76,17 +81,22 @@ class MicroBatcher:
         max_queue: int = 64,
         submit_timeout_s: float = 5.0,
         high_water: float = 0.75,
+        result_timeout_s: float = 60.0,
+        close_timeout_s: float = 60.0,
         autostart: bool = True,
     ) -> None:
-        if max_batch < 1 or max_queue < 1 or max_wait_ms < 0:
+        if max_batch < 1 or max_queue < 1 or max_wait_ms < 0 or result_timeout_s <= 0:
             raise ValueError(
-                f"need max_batch >= 1, max_queue >= 1, max_wait_ms >= 0; got {max_batch}, {max_queue}, {max_wait_ms}"
+                "need max_batch >= 1, max_queue >= 1, max_wait_ms >= 0, result_timeout_s > 0; "
+                f"got {max_batch}, {max_queue}, {max_wait_ms}, {result_timeout_s}"
             )
         self._detector = detector
         self.max_batch = max_batch if detector.dynamic_batch else 1
         self._max_wait_s = max_wait_ms / 1000 if detector.dynamic_batch else 0.0
         self.max_queue = max_queue
         self._submit_timeout_s = submit_timeout_s
+        self._result_timeout_s = result_timeout_s
+        self._close_timeout_s = close_timeout_s
         self._high_water = max(1, int(max_queue * high_water))
         self._queue: queue.Queue[_Request | object] = queue.Queue(maxsize=max_queue)
         self._thread = threading.Thread(target=self._loop, name=f"batcher-{detector.name}", daemon=True)
@@ -133,17 +143,32 @@ class MicroBatcher:
         return request.future
 
     def detect(self, image: Image) -> Detections:
-        """Detections on one BGR image, run in a batch with other callers' images."""
-        return self.submit(image).result()
+        """Detections on one BGR image, run in a batch with other callers' images. Raises OverloadedError when
+        the queue stays full for `submit_timeout_s` or the result takes longer than `result_timeout_s`."""
+        future = self.submit(image)
+        try:
+            return future.result(timeout=self._result_timeout_s)
+        except FutureTimeout:
+            future.cancel()  # still queued: the worker skips it
+            raise OverloadedError(
+                f"model {self._detector.name}: no result within {self._result_timeout_s:.1f} s"
+            ) from None
 
     def close(self) -> None:
-        """Finish what is queued, then stop the worker thread."""
+        """Finish what is queued, then stop the worker thread (waiting at most `close_timeout_s` for it)."""
         if self._closed:
             return
         self._closed = True
+        if not self._thread.is_alive():
+            return
+        try:
+            self._queue.put(_STOP, timeout=self._close_timeout_s)
+        except queue.Full:
+            logger.warning("model %s: batcher queue still full at close", self._detector.name)
+            return
+        self._thread.join(timeout=self._close_timeout_s)
         if self._thread.is_alive():
-            self._queue.put(_STOP)
-            self._thread.join()
+            logger.warning("model %s: batcher thread still busy %.1f s after close", self.name, self._close_timeout_s)
 
     def __enter__(self) -> MicroBatcher:
         return self
@@ -151,20 +176,21 @@ class MicroBatcher:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _collect(self, first: _Request) -> tuple[list[_Request], bool]:
-        """`first` plus whatever arrives before its deadline, up to max_batch; and whether to stop after."""
-        batch = [first]
+    def _collect(self, batch: list[_Request]) -> bool:
+        """Add to `batch` (its first request in place) whatever arrives before the first one's deadline, up to
+        max_batch; whether to stop after this batch."""
+        deadline = batch[0].deadline
         while len(batch) < self.max_batch:
-            remaining = first.deadline - time.monotonic()
+            remaining = deadline - time.monotonic()
             try:
                 item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
             if item is _STOP:
-                return batch, True
+                return True
             assert isinstance(item, _Request)
             batch.append(item)
-        return batch, False
+        return False
 
     def _loop(self) -> None:
         while True:
@@ -172,21 +198,35 @@ class MicroBatcher:
             if item is _STOP:
                 return
             assert isinstance(item, _Request)
-            batch, stop = self._collect(item)
-            self._run(batch)
+            batch, stop = [item], False
+            try:
+                stop = self._collect(batch)
+                self._run([r for r in batch if r.future.set_running_or_notify_cancel()])
+            except Exception as exc:  # the thread must outlive any failure, or its callers wait forever
+                logger.exception("model %s: batch of %d failed", self.name, len(batch))
+                self._fail(batch, exc)
             if stop:
                 return
 
     def _run(self, batch: list[_Request]) -> None:
+        if not batch:
+            return
         try:
             results = self._detector.detect_batch([r.image for r in batch])
         except Exception as exc:
-            self.stats.failures += 1
-            logger.exception("model %s: batch of %d failed", self._detector.name, len(batch))
-            for request in batch:
-                request.future.set_exception(exc)
+            logger.exception("model %s: batch of %d failed", self.name, len(batch))
+            self._fail(batch, exc)
             return
+        if len(results) != len(batch):
+            raise RuntimeError(f"model {self.name}: {len(results)} results for a batch of {len(batch)} images")
         self.stats.batches += 1
         self.stats.frames += len(batch)
         for request, result in zip(batch, results, strict=True):
             request.future.set_result(result)
+
+    def _fail(self, batch: list[_Request], exc: Exception) -> None:
+        """Fail every request of `batch` that has no outcome yet with `exc`."""
+        self.stats.failures += 1
+        for request in batch:
+            if not request.future.done():
+                request.future.set_exception(exc)

@@ -8,12 +8,14 @@ a message, a log line or `Frame.source`.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from fractions import Fraction
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -22,6 +24,7 @@ import av.error
 import numpy as np
 from av.container import InputContainer
 from av.packet import Packet
+from av.stream import Stream
 from av.video.stream import VideoStream
 
 from core.errors import GrabError
@@ -45,8 +48,9 @@ PROBESIZE = "32"
 @dataclass(frozen=True, slots=True)
 class GrabTimeouts:
     """Seconds: `open_s` to connect and read the stream description, `read_s` for any single read,
-    `keyframe_s` the whole budget from open to a decoded keyframe (checked as packets arrive, so a silent
-    camera is given up after at most `keyframe_s + read_s`)."""
+    `keyframe_s` the whole budget from open to a decoded keyframe (checked as packets of any stream arrive,
+    so a camera whose video stalls while audio or metadata flows, or a silent one, is given up after at most
+    `keyframe_s + read_s`)."""
 
     open_s: float = 5.0
     read_s: float = 5.0
@@ -79,7 +83,7 @@ def grab_error(camera_id: str, url: str, cause: object) -> GrabError:
     return GrabError(f"camera {camera_id} ({sanitize_url(url)}): {detail}")
 
 
-def decode_keyframe(stream: VideoStream, packet: Packet[VideoStream]) -> Image | None:
+def decode_keyframe(stream: VideoStream, packet: Packet[Stream]) -> Image | None:
     """Decode one keyframe packet to BGR; flush the decoder if it holds the picture back."""
     codec = stream.codec_context
     frames = codec.decode(packet)
@@ -105,25 +109,31 @@ def _network_options(scheme: str, timeouts: GrabTimeouts) -> dict[str, str]:
 
 
 def _first_keyframe(
-    packets: Iterable[Packet[VideoStream]], stream: VideoStream, deadline: float
+    packets: Iterable[Packet[Stream]], stream: VideoStream, deadline: float, clock: Callable[[], float] = time.monotonic
 ) -> tuple[Image, float, float]:
-    """(image, when the keyframe packet arrived, when it was decoded); `TimeoutError` past `deadline`."""
+    """(image, when the keyframe packet arrived, when it was decoded); `TimeoutError` past `deadline`.
+
+    `packets` may come from every stream of the container: the deadline is checked on each one, so packets of
+    other streams (audio, metadata) cannot keep a visit alive while the video stalls; they are skipped."""
     for packet in packets:
-        arrived = time.monotonic()
+        arrived = clock()
         if arrived > deadline:
             raise TimeoutError("no keyframe within the keyframe budget")
-        if packet.size == 0 or not packet.is_keyframe:
+        if packet.stream is not stream or packet.size == 0 or not packet.is_keyframe:
             continue
         image = decode_keyframe(stream, packet)
         if image is not None:
-            return image, arrived, time.monotonic()
+            return image, arrived, clock()
     raise EOFError("stream ended before a keyframe")
 
 
-def grab_stream(url: str, camera_id: str, seq: int, timeouts: GrabTimeouts) -> tuple[Frame, VisitTiming]:
-    """Connect to a network camera, wait for the next keyframe, decode it to BGR, disconnect."""
+def grab_stream(
+    url: str, camera_id: str, seq: int, timeouts: GrabTimeouts, *, clock: Callable[[], float] = time.monotonic
+) -> tuple[Frame, VisitTiming]:
+    """Connect to a network camera, wait for the next keyframe, decode it to BGR, disconnect. `clock` (monotonic
+    seconds) measures the keyframe budget and the timings; FFmpeg's own open and read timeouts use real time."""
     scheme = urlsplit(url).scheme.lower()
-    started = time.monotonic()
+    started = clock()
     try:
         container = av.open(
             url,
@@ -131,17 +141,18 @@ def grab_stream(url: str, camera_id: str, seq: int, timeouts: GrabTimeouts) -> t
             timeout=(timeouts.open_s, timeouts.read_s),
         )
     except AV_ERRORS as exc:
-        waited = time.monotonic() - started
+        waited = clock() - started
         # PyAV's interrupt callback makes FFmpeg fail with whatever error the step it stopped reports
         cause = f"no answer within {timeouts.open_s:g} s ({exc})" if waited >= timeouts.open_s else exc
         raise _logged(grab_error(camera_id, url, cause)) from None
     try:
-        opened = time.monotonic()
+        opened = clock()
         if not container.streams.video:
             raise _logged(grab_error(camera_id, url, "no video stream"))
         stream = container.streams.video[0]
         _prepare_decoder(stream)
-        image, arrived, decoded = _first_keyframe(container.demux(stream), stream, started + timeouts.keyframe_s)
+        # every stream: the keyframe budget must be checked even when only audio or metadata packets arrive
+        image, arrived, decoded = _first_keyframe(container.demux(), stream, started + timeouts.keyframe_s, clock)
     except STREAM_ERRORS as exc:
         raise _logged(grab_error(camera_id, url, exc)) from None
     finally:
@@ -182,15 +193,19 @@ def file_path(url: str) -> Path | None:
 
 def file_start_offset(url: str) -> float:
     """The media-fragment start `#t=SECONDS` of a file camera (0 without one): where its clock starts, so several
-    demo cameras over one file show different moments."""
+    demo cameras over one file show different moments. Negative starts count as 0; `ValueError` for a start
+    that is not a finite number."""
     fragment = urlsplit(url).fragment
     for part in fragment.split("&"):
         key, _, value = part.partition("=")
         if key == "t":
             try:
-                return max(0.0, float(value.split(",")[0]))
+                start = float(value.split(",")[0])
             except ValueError:
-                raise ValueError(f"file camera start {fragment!r}: expected #t=SECONDS") from None
+                start = math.nan
+            if not math.isfinite(start):
+                raise ValueError(f"file camera start {fragment!r}: expected #t=SECONDS")
+            return max(0.0, start)
     return 0.0
 
 
@@ -208,7 +223,7 @@ class FileCamera:
         self._container: InputContainer | None = None
         self._keyframes: list[int] = []  # pts of every keyframe, in stream time base, ascending
         self._duration = 0  # pts units
-        self._time_base = 0.0  # seconds per pts unit
+        self._time_base = Fraction(0)  # seconds per pts unit
 
     def grab(self, seq: int, *, now: float | None = None) -> tuple[Frame, VisitTiming]:
         """The keyframe live at monotonic time `now` (default: the present)."""
@@ -245,14 +260,15 @@ class FileCamera:
         target = self._keyframe_at(now)
         container.seek(target, stream=stream, backward=True, any_frame=False)
         stream.codec_context.flush_buffers()
-        image, arrived, decoded = _first_keyframe(container.demux(stream), stream, float("inf"))
+        image, arrived, decoded = _first_keyframe(container.demux(), stream, float("inf"))
         frame = Frame(self.camera_id, seq, datetime.now(UTC), arrived, image, self.url)
         return frame, _timing(frame, started, opened, arrived, decoded)
 
     def _keyframe_at(self, now: float) -> int:
         if not self._keyframes:
             self._open()
-        position = int((now - self.t0) / self._time_base) % self._duration + self._keyframes[0]
+        # exact arithmetic: a float quotient overflows to inf for a far-off start (`#t=1e308`)
+        position = int(Fraction(now - self.t0) / self._time_base) % self._duration + self._keyframes[0]
         index = max(0, bisect_right(self._keyframes, position) - 1)
         return self._keyframes[index]
 
@@ -260,13 +276,16 @@ class FileCamera:
         if not self.path.is_file():
             raise FileNotFoundError(f"no such file: {self.path}")
         container = av.open(str(self.path))
-        if not container.streams.video:
-            container.close()
-            raise ValueError("no video stream")
-        stream = container.streams.video[0]
-        _prepare_decoder(stream)
-        if not self._keyframes:
-            self._index(container, stream)
+        try:
+            if not container.streams.video:
+                raise ValueError("no video stream")
+            stream = container.streams.video[0]
+            _prepare_decoder(stream)
+            if not self._keyframes:
+                self._index(container, stream)
+        except BaseException:
+            container.close()  # each failed visit would otherwise hold an FFmpeg context and a descriptor
+            raise
         self._container = container
         return container
 
@@ -284,10 +303,9 @@ class FileCamera:
         keyframes.sort()
         self._keyframes = keyframes
         self._duration = end - keyframes[0]
-        self._time_base = float(stream.time_base)
-        logger.debug(
-            "file camera %s: %d keyframes over %.1f s", self.camera_id, len(keyframes), self._duration * self._time_base
-        )
+        self._time_base = stream.time_base
+        seconds = float(self._duration * self._time_base)
+        logger.debug("file camera %s: %d keyframes over %.1f s", self.camera_id, len(keyframes), seconds)
 
 
 class Grabber:
@@ -302,7 +320,11 @@ class Grabber:
     def grab(self, camera_id: str, url: str, seq: int) -> tuple[Frame, VisitTiming]:
         path = file_path(url)
         if path is not None:
-            return self._file_camera(camera_id, path, file_start_offset(url)).grab(seq)
+            try:
+                offset_s = file_start_offset(url)
+            except ValueError as exc:
+                raise _logged(grab_error(camera_id, url, exc)) from None
+            return self._file_camera(camera_id, path, offset_s).grab(seq)
         scheme = urlsplit(url).scheme.lower()
         if scheme not in NETWORK_SCHEMES:
             raise _logged(grab_error(camera_id, url, f"unsupported scheme {scheme!r}"))

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -8,6 +10,42 @@ import pytest
 from core.types import Detections, Image
 from detectors.batcher import MicroBatcher, OverloadedError
 from detectors.detector import Detector
+
+# how long a test waits for a result it expects: a guard against a hang, never a measured assertion
+RESULT_WAIT_S = 30.0
+
+
+class FaultyDetector:
+    """A real detector behind a faulty wrapper: `detect_batch` waits for `gate`, and its first batch comes back
+    with `extra` results too many (negative: too few)."""
+
+    def __init__(self, inner: Detector, *, extra: int = 0, gated: bool = False) -> None:
+        self.inner = inner
+        self.extra = extra
+        self.gate = threading.Event()
+        if not gated:
+            self.gate.set()
+        self.calls = 0
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def labels(self) -> list[str]:
+        return self.inner.labels
+
+    @property
+    def dynamic_batch(self) -> bool:
+        return self.inner.dynamic_batch
+
+    def detect_batch(self, images: Sequence[Image]) -> list[Detections]:
+        self.gate.wait(RESULT_WAIT_S)
+        self.calls += 1
+        results = self.inner.detect_batch(images)
+        if self.calls > 1 or self.extra == 0:
+            return results
+        return results + results[: self.extra] if self.extra > 0 else results[: self.extra]
 
 
 def assert_same(got: Detections, want: Detections, atol: float = 0.0) -> None:
@@ -82,3 +120,53 @@ def test_a_closed_batcher_refuses_frames(yolox: Detector, bus: Image) -> None:
 
     with pytest.raises(RuntimeError, match="closed"):
         batcher.submit(bus)
+
+
+@pytest.mark.parametrize(("extra", "count"), [(-1, 0), (1, 2)])
+def test_a_miscounted_batch_fails_its_callers_and_the_next_call_works(
+    yolox: Detector, bus: Image, extra: int, count: int
+) -> None:
+    with MicroBatcher(FaultyDetector(yolox, extra=extra)) as batcher:
+        with pytest.raises(RuntimeError, match=rf"{count} results for a batch of 1 images"):
+            batcher.submit(bus).result(timeout=RESULT_WAIT_S)
+        assert len(batcher.submit(bus).result(timeout=RESULT_WAIT_S)) > 0
+
+    assert (batcher.stats.failures, batcher.stats.batches) == (1, 1)
+    assert not batcher.saturated
+
+
+def test_a_cancelled_frame_is_skipped_and_the_others_still_run(yolox: Detector, bus: Image) -> None:
+    batcher = MicroBatcher(yolox, autostart=False)
+    cancelled, kept = batcher.submit(bus), batcher.submit(bus)
+    assert cancelled.cancel()
+
+    batcher.start()
+    assert len(kept.result(timeout=RESULT_WAIT_S)) > 0
+    batcher.close()
+
+    assert (batcher.stats.batches, batcher.stats.frames, batcher.stats.failures) == (1, 1, 0)
+
+
+def test_detect_gives_up_on_a_result_that_does_not_come(yolox: Detector, bus: Image) -> None:
+    stuck = FaultyDetector(yolox, gated=True)
+    batcher = MicroBatcher(stuck, result_timeout_s=0.1)
+    try:
+        with pytest.raises(OverloadedError, match=r"model yolox\S*: no result within 0\.1 s"):
+            batcher.detect(bus)
+    finally:
+        stuck.gate.set()
+        batcher.close()
+
+
+def test_close_does_not_wait_forever_on_a_stuck_model(
+    yolox: Detector, bus: Image, caplog: pytest.LogCaptureFixture
+) -> None:
+    stuck = FaultyDetector(yolox, gated=True)
+    batcher = MicroBatcher(stuck, close_timeout_s=0.1)
+    pending = batcher.submit(bus)
+
+    batcher.close()
+
+    assert "batcher thread still busy" in caplog.text
+    stuck.gate.set()
+    assert len(pending.result(timeout=RESULT_WAIT_S)) > 0
