@@ -28,6 +28,7 @@ SESSION_COOKIE = "gridwatch_session"
 SESSION_VERSION = "v1"
 MAX_CREDENTIAL_LEN = 2048  # longer header or cookie values are refused before any hashing or parsing
 DEFAULT_SESSION_TTL_S = 12 * 3600
+FINGERPRINT_LEN = 16
 
 Via = Literal["token", "session", "anonymous"]
 
@@ -57,6 +58,7 @@ class SessionClaims(BaseModel):
     sub: str = Field(max_length=64)
     role: ApiRole
     exp: int
+    fp: str = Field(default="", pattern=r"^[0-9a-f]{0,16}$")  # the token's fingerprint; "" matches none
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,19 +96,36 @@ class AuthConfig:
                 found = token
         return Principal(found.name, found.role, via="token") if found else None
 
+    def fingerprint(self, token: ApiToken) -> str:
+        """Names the token's secret in a session: a keyed hash of its sha256, so the cookie reveals nothing of it."""
+        mac = hmac.new(self.session_key, b"token:" + token.sha256.encode("ascii"), hashlib.sha256)
+        return mac.hexdigest()[:FINGERPRINT_LEN]
+
     def issue_session(self, principal: Principal) -> tuple[str, SessionClaims]:
-        """A cookie value for `principal`, valid `session_ttl_s` from now."""
-        claims = SessionClaims(sub=principal.name, role=principal.role, exp=int(self.now()) + self.session_ttl_s)
+        """A cookie value for `principal` (a configured token's caller), valid `session_ttl_s` from now."""
+        token = next((t for t in self.tokens if t.name == principal.name and t.role == principal.role), None)
+        if token is None:
+            raise ValueError(f"session for {principal.name!r} ({principal.role}): no such token is configured")
+        claims = SessionClaims(
+            sub=principal.name,
+            role=principal.role,
+            exp=int(self.now()) + self.session_ttl_s,
+            fp=self.fingerprint(token),
+        )
         return encode_session(self.session_key, claims), claims
 
     def check_session(self, value: str) -> Principal | None:
-        """The caller of a well-signed, unexpired session whose token is still configured with the same role."""
+        """The caller of a well-signed, unexpired session whose token is still configured: same name, role, secret."""
         claims = decode_session(self.session_key, value)
         if claims is None or claims.exp <= self.now():
             return None
-        if not any(t.name == claims.sub and t.role == claims.role for t in self.tokens):
-            return None  # the token was removed or its role changed since the sign-in
+        if not any(self._signed_in_with(t, claims) for t in self.tokens):
+            return None  # the token was removed, or its role or secret changed since the sign-in
         return Principal(claims.sub, claims.role, via="session", expires_at=claims.exp)
+
+    def _signed_in_with(self, token: ApiToken, claims: SessionClaims) -> bool:
+        same_secret = hmac.compare_digest(self.fingerprint(token), claims.fp)
+        return token.name == claims.sub and token.role == claims.role and same_secret
 
 
 def _b64(data: bytes) -> str:

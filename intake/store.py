@@ -1,7 +1,8 @@
 """The event store: SQLite in WAL mode, one row per event, exactly-once on the event id.
 
-One connection guarded by a lock serves every thread; SQLite work per call is well under a
-millisecond, and WAL plus `busy_timeout` lets other processes (an API host, a worker) share the file.
+Writes (migrations, `add`) go through one writer connection behind a lock. Reads use their own read-only
+connections from a small pool: WAL lets them run beside the writer, so a slow API query never holds up intake.
+WAL plus `busy_timeout` also lets other processes (an API host, a worker) share the file.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ import builtins
 import logging
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from core.events import Event
 
@@ -21,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 ULID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
 BUSY_TIMEOUT_S = 10.0
+READ_POOL_SIZE = 4  # idle read connections kept open; more concurrent reads open (and close) extra ones
 
 # Each migration is a list of statements, applied in one transaction; never edit a published one.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -52,6 +56,68 @@ def iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _connect(target: str | Path, *, uri: bool = False) -> sqlite3.Connection:
+    conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False, uri=uri)
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    return conn
+
+
+class _ReadPool:
+    """Read-only connections, one per concurrent reader, up to `keep` of them kept idle for reuse.
+
+    Every connection opened is tracked until closed: `close()` closes the idle ones at once and the ones in use
+    when their reader gives them back.
+    """
+
+    def __init__(self, opener: Callable[[], sqlite3.Connection], keep: int) -> None:
+        self._opener = opener
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._idle: builtins.list[sqlite3.Connection] = []
+        self._open: set[sqlite3.Connection] = set()
+        self._closed = False
+
+    @property
+    def open_count(self) -> int:
+        with self._lock:
+            return len(self._open)
+
+    def _take(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError("event store is closed")
+            if self._idle:
+                return self._idle.pop()
+        conn = self._opener()
+        with self._lock:
+            self._open.add(conn)
+        return conn
+
+    def _give_back(self, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            if not self._closed and len(self._idle) < self._keep:
+                self._idle.append(conn)
+                return
+            self._open.discard(conn)
+        conn.close()
+
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        conn = self._take()
+        try:
+            yield conn
+        finally:
+            self._give_back(conn)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._open.difference_update(idle)
+        for conn in idle:
+            conn.close()
+
+
 def _where(
     camera_id: str | None,
     rule_id: str | None,
@@ -75,14 +141,23 @@ def _where(
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
+def _table(camera_id: str | None, rule_id: str | None, since: datetime | None) -> str:
+    """The FROM target. Left alone, SQLite answers a `since` filter by walking the whole table in id order
+    (to skip the sort), which for a recent `since` reads every row; the last_seen index finds them directly.
+    """
+    if since is not None and camera_id is None and rule_id is None:
+        return "events INDEXED BY events_last_seen"
+    return "events"
+
+
 class EventStore:
-    """Events by id, listed newest first with keyset paging on the (time-ordered) ULID."""
+    """Events by id, listed with keyset paging on the (time-ordered) ULID."""
 
     def __init__(self, db_path: Path) -> None:
         self.db_path = db_path
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        self._conn = _connect(db_path)
         self._closed = False
         try:
             self._configure()
@@ -90,13 +165,17 @@ class EventStore:
         except BaseException:
             self._conn.close()
             raise
+        self._readers = _ReadPool(self._open_reader, READ_POOL_SIZE)
 
     def _configure(self) -> None:
-        self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             logger.warning("event store %s: journal_mode is %s, not wal", self.db_path, mode)
         self._conn.execute("PRAGMA synchronous = FULL")
+
+    def _open_reader(self) -> sqlite3.Connection:
+        """A new read-only connection to the store's file (WAL: it reads beside the writer)."""
+        return _connect(self.db_path.resolve().as_uri() + "?mode=ro", uri=True)
 
     def _migrate(self) -> None:
         conn = self._conn
@@ -163,14 +242,18 @@ class EventStore:
         before: str | None = None,
         after: str | None = None,
     ) -> builtins.list[Event]:
-        """Newest first. `before`/`after` are event ids (cursors): only events with a smaller/larger id.
+        """Newest first; with `after`, oldest first. `before`/`after` are event ids (cursors): only events with a
+        smaller/larger id. So `limit` keeps the newest events before `before`, and the oldest after `after`:
+        paging forward from `after` with the last id of each page visits every event once.
 
         `since` keeps events last seen at or after that instant.
         """
         if limit < 1:
             raise ValueError(f"limit {limit}: expected at least 1")
         where, params = _where(camera_id, rule_id, since, before, after)
-        rows = self._fetch(f"SELECT body FROM events{where} ORDER BY id DESC LIMIT ?", (*params, limit))
+        table = _table(camera_id, rule_id, since)
+        order = "ASC" if after is not None else "DESC"
+        rows = self._fetch(f"SELECT body FROM {table}{where} ORDER BY id {order} LIMIT ?", (*params, limit))
         return [Event.model_validate_json(str(body)) for (body,) in rows]
 
     def count(
@@ -182,11 +265,11 @@ class EventStore:
         after: str | None = None,
     ) -> int:
         where, params = _where(camera_id, rule_id, since, before, after)
-        return self._scalar(f"SELECT count(*) FROM events{where}", params)
+        return self._scalar(f"SELECT count(*) FROM {_table(camera_id, rule_id, since)}{where}", params)
 
     def _fetch(self, sql: str, params: Sequence[str | int]) -> builtins.list[tuple[object, ...]]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+        with self._readers.connection() as conn:
+            return conn.execute(sql, params).fetchall()
 
     def _scalar(self, sql: str, params: Sequence[str | int]) -> int:
         value = self._fetch(sql, params)[0][0]
@@ -194,13 +277,20 @@ class EventStore:
             raise TypeError(f"{sql!r} returned {value!r}, expected an integer")
         return value
 
+    @property
+    def read_connections(self) -> int:
+        """Read connections open now (idle in the pool or in use)."""
+        return self._readers.open_count
+
     def close(self) -> None:
+        """Close the writer and every read connection (one in use closes when its read ends)."""
+        self._readers.close()
         with self._lock:
             if not self._closed:
                 self._closed = True
                 self._conn.close()
 
-    def __enter__(self) -> EventStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

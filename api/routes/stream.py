@@ -2,7 +2,9 @@
 
 FastAPI's `EventSourceResponse` writes a `: ping` comment after 15 s of silence and stops the generator
 when the client goes away; the stream also ends when the bus closes. A browser that reconnects sends
-`Last-Event-ID`, and the events stored after that id are replayed first (up to `REPLAY_LIMIT`).
+`Last-Event-ID`, and the events stored after that id are replayed first, oldest first, in pages of
+`REPLAY_LIMIT` until caught up. After `REPLAY_MAX_PAGES` full pages the stream ends instead of going live: the
+browser reconnects from the last id it got and the replay goes on, so no event is skipped.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ router = APIRouter(prefix="/api/v1", tags=["stream"])
 
 RETRY_MS = 3000
 REPLAY_LIMIT = 500
+REPLAY_MAX_PAGES = 20
 
 
 def _message(event: Event) -> ServerSentEvent:
@@ -49,11 +52,19 @@ async def stream_events(
         yield ServerSentEvent(comment="connected", retry=RETRY_MS)
         replayed: set[str] = set()
         if last_event_id is not None:
-            missed = await run_in_threadpool(store.list, after=last_event_id, limit=REPLAY_LIMIT)
-            for event in reversed(missed):
-                replayed.add(event.id)
-                yield _message(event)
-            logger.debug("stream: replayed %d events after %s", len(missed), last_event_id)
+            cursor = last_event_id
+            for _ in range(REPLAY_MAX_PAGES):
+                page = await run_in_threadpool(store.list, after=cursor, limit=REPLAY_LIMIT)
+                for event in page:
+                    replayed.add(event.id)
+                    yield _message(event)
+                if len(page) < REPLAY_LIMIT:
+                    break
+                cursor = page[-1].id
+            else:
+                logger.info("stream: replayed %d events after %s, not caught up: ending", len(replayed), last_event_id)
+                return
+            logger.debug("stream: replayed %d events after %s", len(replayed), last_event_id)
         async for event in subscription:
             if event.id not in replayed:
                 yield _message(event)

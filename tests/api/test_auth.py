@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from api.auth import ROLES, SESSION_COOKIE, SessionClaims, decode_session, encod
 from api.deps import AdminDep, OperatorDep
 from api.models import SessionPublic
 from core.settings import ApiRole
-from tests.api.conftest import SESSION_KEY, VERSION, Parts, bearer, make_auth, secret_of
+from tests.api.conftest import SESSION_KEY, VERSION, Parts, bearer, make_auth, make_token, secret_of
 from tests.intake.builders import make_event_with_blobs
 
 DATA_ROUTES = ["events", "event", "evidence", "stream", "session"]
@@ -170,8 +171,16 @@ def tampered_role(cookie: str) -> str:
     return f"{version}.{b64(json.dumps(claims).encode())}.{signature}"
 
 
-def claims(sub: str = "viewer-1", role: ApiRole = "viewer", exp: int = 4_000_000_000) -> SessionClaims:
-    return SessionClaims(sub=sub, role=role, exp=exp)
+def fingerprint(role: ApiRole, secret: str | None = None) -> str:
+    """The session fingerprint of the token `<role>-1` with `secret` (by default its configured one)."""
+    return make_auth().fingerprint(make_token(f"{role}-1", role, secret or secret_of(role)))
+
+
+def claims(
+    sub: str = "viewer-1", role: ApiRole = "viewer", exp: int = 4_000_000_000, fp: str | None = None
+) -> SessionClaims:
+    """Claims that pass every check (the viewer's own fingerprint) unless a field is changed."""
+    return SessionClaims(sub=sub, role=role, exp=exp, fp=fingerprint("viewer") if fp is None else fp)
 
 
 BAD_COOKIES: dict[str, Callable[[str], str]] = {
@@ -181,6 +190,10 @@ BAD_COOKIES: dict[str, Callable[[str], str]] = {
     "another key": lambda _: encode_session(b"x" * 32, claims()),
     "a removed token": lambda _: encode_session(SESSION_KEY, claims(sub="gone-1")),
     "a changed role": lambda _: encode_session(SESSION_KEY, claims(role="admin")),
+    "a rotated secret": lambda _: encode_session(SESSION_KEY, claims(fp=fingerprint("viewer", "old-secret"))),
+    "no fingerprint": lambda _: encode_session(
+        SESSION_KEY, SessionClaims(sub="viewer-1", role="viewer", exp=4 * 10**9)
+    ),
     "another version": lambda good: "v2" + good[2:],
     "garbage": lambda _: "v1.%%%.###",
     "huge": lambda good: good + "A" * 5000,
@@ -217,6 +230,45 @@ def test_a_session_ends_when_it_expires(secured_parts: Parts) -> None:
     # then
     assert just_before.check_session(cookie) is not None
     assert later.check_session(cookie) is None
+
+
+def test_a_session_ends_when_its_token_secret_is_rotated() -> None:
+    # given: a viewer signed in, and the same name and role configured again with a new secret
+    before = make_auth()
+    cookie, _ = before.issue_session(before.check_token(secret_of("viewer")))  # type: ignore[arg-type]
+    rotated = tuple(
+        make_token(t.name, t.role, "a-new-viewer-secret") if t.role == "viewer" else t for t in before.tokens
+    )
+    after = dataclasses.replace(before, tokens=rotated)
+    # then
+    assert before.check_session(cookie) is not None
+    assert after.check_session(cookie) is None
+    assert after.check_token("a-new-viewer-secret") is not None
+
+
+def test_the_unchanged_claims_of_the_bad_cookie_cases_are_good(secured: TestClient) -> None:
+    secured.cookies.set(SESSION_COOKIE, encode_session(SESSION_KEY, claims()))
+    assert secured.get("/api/v1/events").status_code == 200
+
+
+@pytest.mark.parametrize(("new_secret", "expected"), [(None, 200), ("a-new-viewer-secret", 401)])
+def test_a_restart_with_a_rotated_secret_ends_the_session(
+    secured_parts: Parts, new_secret: str | None, expected: int
+) -> None:
+    # given: a cookie from the server before the restart, which configures the viewer with `new_secret`
+    with TestClient(create_app(secured_parts.deps)) as old_server:
+        cookie = sign_in(old_server).cookies[SESSION_COOKIE]
+    auth = secured_parts.deps.auth
+    tokens = tuple(
+        make_token(t.name, t.role, new_secret) if new_secret and t.role == "viewer" else t for t in auth.tokens
+    )
+    deps = dataclasses.replace(secured_parts.deps, auth=dataclasses.replace(auth, tokens=tokens))
+    # when
+    with TestClient(create_app(deps)) as new_server:
+        new_server.cookies.set(SESSION_COOKIE, cookie)
+        response = new_server.get("/api/v1/events")
+    # then
+    assert response.status_code == expected
 
 
 def test_healthz_gives_details_only_to_a_signed_in_caller(secured: TestClient) -> None:

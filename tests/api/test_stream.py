@@ -8,6 +8,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from api.routes import stream
 from core.events import Event
 from tests.api.conftest import Parts
 from tests.api.server import SseMessage, serve, sse_messages
@@ -75,6 +76,54 @@ def test_reconnect_with_last_event_id_replays_what_was_missed(base_url: str, par
     # then
     assert replayed == [stored[1][0].id, stored[2][0].id]
     assert after == live.id
+
+
+def store_five(parts: Parts) -> list[str]:
+    """Five events stored a minute apart (ids in time order), none of them seen by a client."""
+    stored = [make_event_with_blobs(seed=i, seconds=i * 60.0) for i in range(5)]
+    for event, blobs in stored:
+        parts.sink.emit(event, blobs)
+    return [event.id for event, _ in stored]
+
+
+def test_a_replay_longer_than_a_page_sends_every_missed_event_oldest_first(
+    base_url: str, parts: Parts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: four missed events and pages of two
+    monkeypatch.setattr(stream, "REPLAY_LIMIT", 2)
+    stored = store_five(parts)
+    live, live_blobs = make_event_with_blobs(seed=9, seconds=600.0)
+    # when
+    with (
+        httpx.Client(timeout=TIMEOUT) as client,
+        client.stream("GET", f"{base_url}/api/v1/stream", headers={"Last-Event-ID": stored[0]}) as response,
+    ):
+        messages = sse_messages(response)
+        replayed = [next_data(messages).id for _ in range(4)]
+        emit_from_thread(parts, live, live_blobs)
+        after = next_data(messages).id
+    # then
+    assert replayed == stored[1:]
+    assert after == live.id
+
+
+def test_a_replay_too_long_for_one_connection_ends_it_and_the_next_goes_on(
+    base_url: str, parts: Parts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: four missed events, pages of two, one page per connection
+    monkeypatch.setattr(stream, "REPLAY_LIMIT", 2)
+    monkeypatch.setattr(stream, "REPLAY_MAX_PAGES", 1)
+    stored = store_five(parts)
+    got: list[list[str | None]] = []
+    last_id = stored[0]
+    # when: the client reconnects from the last id it got, as a browser does
+    with httpx.Client(timeout=TIMEOUT) as client:
+        for _ in range(2):
+            with client.stream("GET", f"{base_url}/api/v1/stream", headers={"Last-Event-ID": last_id}) as response:
+                got.append([m.id for m in sse_messages(response) if m.data is not None])  # to the stream's end
+            last_id = str(got[-1][-1])
+    # then
+    assert got == [stored[1:3], stored[3:5]]
 
 
 def test_the_stream_ends_when_the_bus_closes(base_url: str, parts: Parts) -> None:

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -134,8 +135,78 @@ def test_paging_with_a_filter_and_after_cursor(store: EventStore, by_minute: lis
     assert ids(newest_a) == [by_minute[4]]
     older_a = store.list(camera_id="cam-a", before=newest_a[0].id)
     assert ids(older_a) == [by_minute[2], by_minute[0]]
-    assert ids(store.list(after=by_minute[3])) == [by_minute[5], by_minute[4]]
+    assert ids(store.list(after=by_minute[3])) == [by_minute[4], by_minute[5]]  # oldest first after a cursor
     assert store.count(after=by_minute[3], before=by_minute[5]) == 1
+
+
+def test_paging_forward_from_an_after_cursor_visits_every_later_event_once(
+    store: EventStore, by_minute: list[str]
+) -> None:
+    # given
+    pages: list[list[str]] = []
+    after = by_minute[0]
+    # when
+    while page := store.list(limit=2, after=after):
+        pages.append(ids(page))
+        after = page[-1].id
+    # then: the oldest come first, none is skipped
+    assert pages == [by_minute[1:3], by_minute[3:5], by_minute[5:]]
+
+
+class TracedStore(EventStore):
+    """An event store whose read connections record every statement they run."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.statements: list[str] = []
+        super().__init__(db_path)
+
+    def _open_reader(self) -> sqlite3.Connection:
+        conn = super()._open_reader()
+        conn.set_trace_callback(self.statements.append)
+        return conn
+
+
+def query_plan(db_path: Path, sql: str) -> list[str]:
+    conn = sqlite3.connect(db_path)
+    try:
+        return [str(row[3]) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("camera", "rule", "since", "before", "after"),
+    [
+        (None, None, minute(3), None, None),
+        (None, None, datetime(2099, 1, 1, tzinfo=UTC), None, None),
+        (None, None, minute(3), "7ZZZZZZZZZZZZZZZZZZZZZZZZZ", None),
+        ("cam-a", None, None, None, None),
+        ("cam-a", None, minute(3), None, None),
+        (None, "r1", None, None, None),
+        (None, "r1", minute(3), "7ZZZZZZZZZZZZZZZZZZZZZZZZZ", None),
+        (None, None, None, None, "00000000000000000000000000"),
+    ],
+)
+def test_filtered_queries_do_not_scan_the_whole_table(
+    db_path: Path,
+    camera: str | None,
+    rule: str | None,
+    since: datetime | None,
+    before: str | None,
+    after: str | None,
+) -> None:
+    # given: a store whose read connections record the statements they run, with values filled in
+    with TracedStore(db_path) as store:
+        for i in range(6):
+            store.add(make_event(i * 60.0, camera_id="cam-a", rule_id="r1"))
+        # when
+        store.list(camera_id=camera, rule_id=rule, since=since, before=before, after=after)
+        store.count(camera_id=camera, rule_id=rule, since=since, before=before, after=after)
+        plans = [(sql, query_plan(db_path, sql)) for sql in store.statements if sql.startswith("SELECT")]
+    # then
+    assert len(plans) == 2
+    for sql, plan in plans:
+        assert not [step for step in plan if step.startswith("SCAN")], (sql, plan)
 
 
 def test_limit_must_be_positive(store: EventStore) -> None:
@@ -168,3 +239,69 @@ def test_concurrent_adds_from_eight_threads_lose_nothing_and_add_shared_ones_onc
     assert store.count() == 8 * 40 + len(shared)
     assert store.count(camera_id="shared") == len(shared)
     assert all(store.count(camera_id=f"cam-{t}") == 40 for t in range(8))
+
+
+class PausingStore(EventStore):
+    """An event store whose reads stop at their first step until `resume` is set: a slow query, held open."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.reading = threading.Event()
+        self.resume = threading.Event()
+        super().__init__(db_path)
+
+    def _open_reader(self) -> sqlite3.Connection:
+        conn = super()._open_reader()
+        conn.set_progress_handler(self._pause, 1)
+        return conn
+
+    def _pause(self) -> int:
+        self.reading.set()
+        self.resume.wait()
+        return 0
+
+
+def test_a_read_in_progress_does_not_hold_up_adds(db_path: Path) -> None:
+    # given: a read that has started and is stopped inside SQLite
+    early, late = make_event(0.0), make_event(60.0)
+    with PausingStore(db_path) as store:
+        store.add(early)
+        results: list[list[Event]] = []
+        reader = threading.Thread(target=lambda: results.append(store.list()), name="api-read")
+        reader.start()
+        try:
+            assert store.reading.wait(timeout=10.0)
+            # when: intake adds an event meanwhile
+            writer = threading.Thread(target=store.add, args=(late,), name="patrol")
+            writer.start()
+            writer.join(timeout=10.0)  # a deadlock guard: it ends at once unless the read holds it up
+            # then
+            added = not writer.is_alive()
+        finally:
+            store.resume.set()
+            reader.join()
+        writer.join()
+        assert added
+        assert early.id in ids(results[0])
+        assert ids(store.list()) == [late.id, early.id]
+
+
+def test_close_closes_every_connection_it_opened(db_path: Path) -> None:
+    # given: three reads held open at once, so the store opened three read connections
+    store = PausingStore(db_path)
+    store.add(make_event())
+    readers = [threading.Thread(target=store.list) for _ in range(3)]
+    for thread in readers:
+        thread.start()
+    deadline = time.monotonic() + 10.0  # a hang guard, not a timing
+    while store.read_connections < 3 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    store.resume.set()
+    for thread in readers:
+        thread.join()
+    assert store.read_connections == 3
+    # when
+    store.close()
+    # then: no connection is left, so SQLite removed the WAL files when the last one closed
+    assert store.read_connections == 0
+    assert not db_path.with_name(db_path.name + "-wal").exists()
+    assert not db_path.with_name(db_path.name + "-shm").exists()
