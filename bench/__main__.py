@@ -38,16 +38,12 @@ from detectors.manifest import ModelManifest, load_manifest
 from detectors.session import create_session
 from gridwatch.export import export_model, export_onnx
 from gridwatch.quantize import quantize_onnx
+from tests.support.assets import media_mirror, model_mirror
 
 logger = logging.getLogger("bench")
 
 ROOT = Path(__file__).resolve().parents[1]
 NAIVE = "naive: cv2.VideoCapture + YOLO.predict"
-
-
-def _mirror(var: str, sub: str) -> Path:
-    value = os.environ.get(var)
-    return Path(value) if value else ROOT.parent / "shared" / sub
 
 
 def _yolo11n(work: Path, calibration: list[np.ndarray], imgsz: int) -> tuple[Path, Path, ModelManifest, Path, Path]:
@@ -68,7 +64,7 @@ def _yolo11n(work: Path, calibration: list[np.ndarray], imgsz: int) -> tuple[Pat
 
 
 def run(args: argparse.Namespace, work: Path) -> str:
-    footage = _mirror("GRIDWATCH_MEDIA_MIRROR", "media") / "vtest_h264.mp4"
+    footage = media_mirror() / "vtest_h264.mp4"
     threads = single_thread_setup()
     peak, how = fma_peak_gflops()
     logger.info("fp32 peak %.1f GFLOP/s (%s)", peak, how)
@@ -76,7 +72,7 @@ def run(args: argparse.Namespace, work: Path) -> str:
     pt, plain, yolo, onnx, yolo_int8 = _yolo11n(work, calibration, args.imgsz)
     width, height = yolo.input_size
     yolox_manifest = load_manifest(ROOT / "models" / "yolox-nano.yaml")
-    yolox = _mirror("GRIDWATCH_MODEL_MIRROR", "models") / yolox_manifest.file
+    yolox = model_mirror() / yolox_manifest.file
     yolox_int8 = work / "yolox_nano-int8.onnx"
     quantize_onnx(yolox_manifest, yolox, yolox_int8, calibration)
 

@@ -41,17 +41,13 @@ from intake.store import EventStore
 from rules.engine import RuleEngine
 from rules.lifecycle import EventGate
 from rules.loader import load_rule_files
+from tests.support.assets import media_mirror, model_mirror
 from tests.support.rtsp import start_server
 
 logger = logging.getLogger("bench.visits")
 ROOT = Path(__file__).resolve().parents[1]
 HEADING = "## Patrol visits"
 STAGES = ("connect", "first_keyframe", "decode", "inference", "rules", "evidence")
-
-
-def _mirror(var: str, sub: str) -> Path:
-    value = os.environ.get(var)
-    return Path(value) if value else ROOT.parent / "shared" / sub
 
 
 class NoCooldown(EventGate):
@@ -65,7 +61,7 @@ def build_pipeline(work: Path) -> tuple[VisitPipeline, EventStore]:
     models = work / "models"
     models.mkdir()
     shutil.copy(ROOT / "models" / "yolox-nano.yaml", models)
-    weights = fetch_model(models / "yolox-nano.yaml", models, str(_mirror("GRIDWATCH_MODEL_MIRROR", "models")))
+    weights = fetch_model(models / "yolox-nano.yaml", models, str(model_mirror()))
     manifest = load_manifest(models / "yolox-nano.yaml")
     detector = Detector(create_session(weights, ["CPUExecutionProvider"], 1), manifest)
     engine = RuleEngine(load_rule_files([ROOT / "configs" / "demo" / "rules"]), detector.labels)
@@ -176,7 +172,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    footage = _mirror("GRIDWATCH_MEDIA_MIRROR", "media") / "vtest_h264.mp4"
+    footage = media_mirror() / "vtest_h264.mp4"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         proc, server = start_server(footage, work / "rtsp.log")

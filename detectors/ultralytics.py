@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -21,7 +20,7 @@ from numpy.typing import NDArray
 from core.errors import ModelError
 from core.types import Detections, FloatArray, Image
 from detectors.family import BoxMap, Layout
-from detectors.letterbox import PAD_VALUE
+from detectors.letterbox import PAD_VALUE, InputTransform
 from detectors.manifest import ModelManifest
 from detectors.nms import batched_nms
 
@@ -32,25 +31,7 @@ MAX_NMS = 30000  # most candidates passed to NMS, best first (ultralytics' defau
 SCALE = np.float32(1 / 255)
 
 
-@dataclass(frozen=True, slots=True)
-class CentredLetterbox:
-    """input = source * (gain_x, gain_y) + (pad_x, pad_y); the inverse of ultralytics' `scale_boxes`."""
-
-    gain_x: float
-    gain_y: float
-    pad_x: int
-    pad_y: int
-    src_width: int
-    src_height: int
-
-    def to_source(self, xyxy: FloatArray) -> FloatArray:
-        out = np.empty_like(xyxy, dtype=np.float32)
-        out[:, 0::2] = np.clip((xyxy[:, 0::2] - self.pad_x) / self.gain_x, 0, self.src_width)
-        out[:, 1::2] = np.clip((xyxy[:, 1::2] - self.pad_y) / self.gain_y, 0, self.src_height)
-        return out
-
-
-def letterbox_centred(image: Image, size: tuple[int, int], out: NDArray[np.uint8]) -> CentredLetterbox:
+def letterbox_centred(image: Image, size: tuple[int, int], out: NDArray[np.uint8]) -> InputTransform:
     """Letterbox BGR `image` into `out` (height x width x 3 uint8, `size` = (width, height)), ultralytics' way.
 
     Only the borders are filled with the pad value, and the resize writes straight into `out` when the
@@ -73,7 +54,7 @@ def letterbox_centred(image: Image, size: tuple[int, int], out: NDArray[np.uint8
         cv2.resize(image, (new_w, new_h), dst=inside)  # full rows: a contiguous view cv2 can write into
     else:
         inside[:] = cv2.resize(image, (new_w, new_h))
-    return CentredLetterbox(new_w / src_w, new_h / src_h, left, top, src_w, src_h)
+    return InputTransform(new_w / src_w, new_h / src_h, left, top, src_w, src_h)
 
 
 def to_rgb_tensor(canvas: NDArray[np.uint8], out: NDArray[np.float32]) -> None:

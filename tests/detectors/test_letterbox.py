@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detectors.letterbox import PAD_VALUE, LetterboxTransform, letterbox, letterbox_hwc, resize_plain
+from detectors.letterbox import PAD_VALUE, InputTransform, letterbox, letterbox_hwc, resize_plain
 
 
 def gradient_image(height: int, width: int) -> np.ndarray:
@@ -52,7 +52,7 @@ def test_tensor_is_nchw_bgr_float_top_left_with_pad_114() -> None:
     assert tensor.dtype == np.float32
     assert tensor.flags.c_contiguous
     assert transform.pad_x == 0 and transform.pad_y == 0
-    assert transform.scale == pytest.approx(416 / 768)
+    assert transform.gain_x == transform.gain_y == pytest.approx(416 / 768)
     content_h = int(576 * 416 / 768)  # 312 rows of picture, then padding
     assert np.all(tensor[0, :, content_h:, :] == PAD_VALUE)
     assert not np.all(tensor[0, :, : content_h - 1, :] == PAD_VALUE)
@@ -71,7 +71,7 @@ def test_centred_placement_pads_both_sides() -> None:
 
 
 def test_to_source_clips_to_the_image() -> None:
-    transform = LetterboxTransform(scale=0.5, pad_x=0.0, pad_y=0.0, src_width=100, src_height=80)
+    transform = InputTransform(gain_x=0.5, gain_y=0.5, pad_x=0.0, pad_y=0.0, src_width=100, src_height=80)
     inside_and_out = np.array([[-10, -10, 60, 30], [40, 30, 400, 400]], np.float32)
 
     result = transform.to_source(inside_and_out)
