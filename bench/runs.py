@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,24 +202,33 @@ def op_profile(model: Path, tensor: np.ndarray, runs: int = 10) -> dict[str, flo
     return dict(sorted(by_op.items(), key=lambda kv: -kv[1]))
 
 
-def _worker_throughput(model: str, shape: tuple[int, ...], threads: int, runs: int) -> float:
+def _worker_throughput(model: str, shape: tuple[int, ...], threads: int, runs: int, concurrent: int) -> float:
+    """Seconds for `concurrent` threads of this process to do `runs` runs each on one shared session."""
     torch.set_num_threads(1)
     session = create_session(Path(model), intra_op_threads=threads)
     feed = {session.get_inputs()[0].name: np.random.default_rng(0).random(shape, np.float32)}
     session.run(None, feed)
+
+    def loop() -> None:
+        for _ in range(runs):
+            session.run(None, feed)
+
     start = time.perf_counter()
-    for _ in range(runs):
-        session.run(None, feed)
+    with ThreadPoolExecutor(concurrent) as pool:
+        for job in [pool.submit(loop) for _ in range(concurrent)]:
+            job.result()
     return time.perf_counter() - start
 
 
-def layout_throughput(model: Path, shape: tuple[int, ...], processes: int, threads: int, runs: int) -> float:
-    """Images/s of `processes` processes with `threads` intra-op threads each, all running at once
-    (not pinned: this one is about using both cores)."""
+def layout_throughput(
+    model: Path, shape: tuple[int, ...], processes: int, threads: int, runs: int, concurrent: int = 1
+) -> float:
+    """Images/s of `processes` processes, each with `concurrent` runs at once on one session with `threads`
+    intra-op threads, all running at once (not pinned: this one is about using every core)."""
     with ProcessPoolExecutor(processes) as pool:
-        jobs = [pool.submit(_worker_throughput, str(model), shape, threads, runs) for _ in range(processes)]
+        jobs = [pool.submit(_worker_throughput, str(model), shape, threads, runs, concurrent) for _ in range(processes)]
         elapsed = max(job.result() for job in jobs)
-    return processes * runs * shape[0] / elapsed
+    return processes * concurrent * runs * shape[0] / elapsed
 
 
 def single_thread_setup() -> str:

@@ -19,6 +19,8 @@ class DetectorSettings(BaseModel):
     model: str = "yolox-nano"
     providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
     intra_op_threads: int = Field(default=1, ge=1, le=64)
+    # concurrent inference runs on the one shared session; None: one per core on CPU, 2 on a GPU
+    inference_workers: int | None = Field(default=None, ge=1, le=256)
     conf_threshold: float = Field(default=0.35, gt=0, lt=1)
     nms_iou: float = Field(default=0.45, gt=0, lt=1)
     # the micro-batcher shared by all patrol workers: up to max_batch frames or max_wait_ms per run

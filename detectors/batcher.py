@@ -1,13 +1,15 @@
 """A deadline-aware micro-batcher: frames from all grabbers of a worker share one model's inference.
 
-One `MicroBatcher` per model (a per-model queue and one worker thread). A frame waits at most `max_wait_ms`
-for companions; a batch closes at `max_batch` frames or at the oldest frame's deadline, whichever comes
-first. Models whose graph has a fixed batch axis run frame by frame (no waiting). When inference is the
+One `MicroBatcher` per model: a per-model queue and `workers` worker threads, each running its own batches
+on the shared session (ONNX Runtime releases the GIL while it runs, so on CPU `workers` = cores with one
+intra-op thread each uses every core, which beats one run with many intra-op threads). A frame waits at most
+`max_wait_ms` for companions; a batch closes at `max_batch` frames or at the oldest frame's deadline,
+whichever comes first. Models whose graph has a fixed batch axis run frame by frame (no waiting). When inference is the
 bottleneck the queue fills: `detect` blocks, then raises `OverloadedError` after `submit_timeout_s`, and
 `saturated` / `queue_depth` tell the scheduler to slow down before that. A queued frame whose result takes
 longer than `result_timeout_s` fails its `detect` call with `OverloadedError` too.
 
-The worker thread outlives any failure: whatever goes wrong while a batch is in hand fails that batch's futures
+Worker threads outlive any failure: whatever goes wrong while a batch is in hand fails that batch's futures
 and the thread takes the next one, so no caller waits on a future nobody will settle.
 
 `detect(image)` has `Detector.detect`'s signature, so the visit pipeline takes either.
@@ -70,7 +72,7 @@ _STOP = object()
 
 
 class MicroBatcher:
-    """Batches `detect` calls from many threads into `detector.detect_batch` runs, one worker thread."""
+    """Batches `detect` calls from many threads into `detector.detect_batch` runs on `workers` threads."""
 
     def __init__(
         self,
@@ -78,6 +80,7 @@ class MicroBatcher:
         *,
         max_batch: int = 8,
         max_wait_ms: float = 10.0,
+        workers: int = 1,
         max_queue: int = 64,
         submit_timeout_s: float = 5.0,
         high_water: float = 0.75,
@@ -85,10 +88,10 @@ class MicroBatcher:
         close_timeout_s: float = 60.0,
         autostart: bool = True,
     ) -> None:
-        if max_batch < 1 or max_queue < 1 or max_wait_ms < 0 or result_timeout_s <= 0:
+        if max_batch < 1 or max_queue < 1 or max_wait_ms < 0 or result_timeout_s <= 0 or workers < 1:
             raise ValueError(
-                "need max_batch >= 1, max_queue >= 1, max_wait_ms >= 0, result_timeout_s > 0; "
-                f"got {max_batch}, {max_queue}, {max_wait_ms}, {result_timeout_s}"
+                "need max_batch >= 1, max_queue >= 1, max_wait_ms >= 0, result_timeout_s > 0, workers >= 1; "
+                f"got {max_batch}, {max_queue}, {max_wait_ms}, {result_timeout_s}, {workers}"
             )
         self._detector = detector
         self.max_batch = max_batch if detector.dynamic_batch else 1
@@ -99,9 +102,14 @@ class MicroBatcher:
         self._close_timeout_s = close_timeout_s
         self._high_water = max(1, int(max_queue * high_water))
         self._queue: queue.Queue[_Request | object] = queue.Queue(maxsize=max_queue)
-        self._thread = threading.Thread(target=self._loop, name=f"batcher-{detector.name}", daemon=True)
+        self.workers = workers
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"batcher-{detector.name}-{i}", daemon=True)
+            for i in range(workers)
+        ]
         self._closed = False
         self.stats = BatchStats()
+        self._stats_lock = threading.Lock()
         if not detector.dynamic_batch and max_batch > 1:
             logger.info("model %s has a fixed batch axis: the batcher runs it frame by frame", detector.name)
         if autostart:
@@ -126,7 +134,8 @@ class MicroBatcher:
         return self._queue.qsize() >= self._high_water
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, image: Image) -> Future[Detections]:
         """Queue one image; its Detections arrive on the future. Raises OverloadedError when the queue stays full."""
@@ -155,20 +164,25 @@ class MicroBatcher:
             ) from None
 
     def close(self) -> None:
-        """Finish what is queued, then stop the worker thread (waiting at most `close_timeout_s` for it)."""
+        """Finish what is queued, then stop the worker threads (waiting at most `close_timeout_s` in all)."""
         if self._closed:
             return
         self._closed = True
-        if not self._thread.is_alive():
-            return
+        alive = [t for t in self._threads if t.is_alive()]
+        deadline = time.monotonic() + self._close_timeout_s
         try:
-            self._queue.put(_STOP, timeout=self._close_timeout_s)
+            for _ in alive:  # one stop mark per worker: each takes exactly one and returns
+                self._queue.put(_STOP, timeout=max(deadline - time.monotonic(), 0.001))
         except queue.Full:
             logger.warning("model %s: batcher queue still full at close", self._detector.name)
             return
-        self._thread.join(timeout=self._close_timeout_s)
-        if self._thread.is_alive():
-            logger.warning("model %s: batcher thread still busy %.1f s after close", self.name, self._close_timeout_s)
+        for thread in alive:
+            thread.join(timeout=max(deadline - time.monotonic(), 0.001))
+        busy = sum(t.is_alive() for t in alive)
+        if busy:
+            logger.warning(
+                "model %s: %d batcher thread(s) still busy %.1f s after close", self.name, busy, self._close_timeout_s
+            )
 
     def __enter__(self) -> MicroBatcher:
         return self
@@ -219,14 +233,16 @@ class MicroBatcher:
             return
         if len(results) != len(batch):
             raise RuntimeError(f"model {self.name}: {len(results)} results for a batch of {len(batch)} images")
-        self.stats.batches += 1
-        self.stats.frames += len(batch)
+        with self._stats_lock:
+            self.stats.batches += 1
+            self.stats.frames += len(batch)
         for request, result in zip(batch, results, strict=True):
             request.future.set_result(result)
 
     def _fail(self, batch: list[_Request], exc: Exception) -> None:
         """Fail every request of `batch` that has no outcome yet with `exc`."""
-        self.stats.failures += 1
+        with self._stats_lock:
+            self.stats.failures += 1
         for request in batch:
             if not request.future.done():
                 request.future.set_exception(exc)

@@ -79,6 +79,11 @@ class Detector:
     def manifest(self) -> ModelManifest:
         return self._manifest
 
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the session runs on, preferred first."""
+        return list(self._session.get_providers())
+
     def detect(self, image: Image) -> Detections:
         """Detections on one BGR uint8 HxWx3 image, boxes in its pixels, best confidence first."""
         return self._run([image])[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +15,16 @@ from core.errors import ModelError
 logger = logging.getLogger(__name__)
 
 CPU = "CPUExecutionProvider"
+# providers whose runs happen on an accelerator: there, batching pays and two concurrent runs are enough
+GPU_PROVIDERS = frozenset(
+    {
+        "CUDAExecutionProvider",
+        "TensorrtExecutionProvider",
+        "ROCMExecutionProvider",
+        "MIGraphXExecutionProvider",
+        "DmlExecutionProvider",
+    }
+)
 
 # what onnxruntime raises for a file that is not a loadable graph
 LOAD_ERRORS = (ort_errors.Fail, ort_errors.InvalidProtobuf, ort_errors.InvalidGraph, ort_errors.NoSuchFile)
@@ -61,3 +72,17 @@ def create_session(
         return onnxruntime.InferenceSession(str(model_path), sess_options=options, providers=chosen)
     except LOAD_ERRORS as exc:
         raise ModelError(f"{model_path}: onnxruntime cannot load it: {exc}") from exc
+
+
+def default_workers(providers: Sequence[str], intra_op_threads: int, cores: int) -> int:
+    """Concurrent inference runs when the settings leave it open. On CPU, one per `intra_op_threads` cores
+    (measured: concurrent single-threaded runs beat one run with several intra-op threads, see
+    docs/benchmarks.md); on a GPU two, so one batch is prepared and decoded while the other runs."""
+    if providers and providers[0] in GPU_PROVIDERS:
+        return 2
+    return max(1, cores // max(1, intra_op_threads))
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which containers and `taskset` narrow)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -21,7 +21,7 @@ from core.settings import ApiSettings, Settings
 from core.yamlconf import format_loc, load_yaml_text, validation_problems
 from detectors.batcher import MicroBatcher
 from detectors.detector import Detector
-from detectors.session import create_session
+from detectors.session import create_session, default_workers, usable_cores
 from gridwatch import __version__
 from gridwatch.modelstore import resolve_model
 from ingest.cameras import Camera, load_cameras
@@ -169,7 +169,12 @@ class Runtime:
 
     def health(self) -> dict[str, object]:
         b = self.batcher
-        inference = {"queue_depth": b.queue_depth, "batches": b.stats.batches, "frames": b.stats.frames}
+        inference = {
+            "workers": b.workers,
+            "queue_depth": b.queue_depth,
+            "batches": b.stats.batches,
+            "frames": b.stats.frames,
+        }
         return {**self.patrol.health(), "inference": inference, "rules": self.rules.status()}
 
 
@@ -185,7 +190,16 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
     cameras = load_cameras(config_dir / "cameras.yaml")
     detector = build_detector(settings)
     det = settings.detector
-    batcher = MicroBatcher(detector, max_batch=det.max_batch, max_wait_ms=det.max_wait_ms, max_queue=det.max_queue)
+    workers = det.inference_workers or default_workers(detector.providers, det.intra_op_threads, usable_cores())
+    batcher = MicroBatcher(
+        detector, max_batch=det.max_batch, max_wait_ms=det.max_wait_ms, max_queue=det.max_queue, workers=workers
+    )
+    logger.info(
+        "inference: %d concurrent run(s) on %s, %d intra-op thread(s) each",
+        workers,
+        detector.providers[0],
+        det.intra_op_threads,
+    )
     rules = RulesHolder(config_dir / "rules", detector.labels, frozenset(c.id for c in cameras))
 
     data = settings.data_dir

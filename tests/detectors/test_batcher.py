@@ -167,6 +167,54 @@ def test_close_does_not_wait_forever_on_a_stuck_model(
 
     batcher.close()
 
-    assert "batcher thread still busy" in caplog.text
+    assert "batcher thread(s) still busy" in caplog.text
     stuck.gate.set()
     assert len(pending.result(timeout=RESULT_WAIT_S)) > 0
+
+
+class MeetingDetector(FaultyDetector):
+    """A real detector whose `detect_batch` first waits for `parties` runs to be inside it at once."""
+
+    def __init__(self, inner: Detector, parties: int, wait_s: float) -> None:
+        super().__init__(inner)
+        self.meeting = threading.Barrier(parties, timeout=wait_s)
+
+    def detect_batch(self, images: Sequence[Image]) -> list[Detections]:
+        self.meeting.wait()  # BrokenBarrierError unless `parties` workers run at the same time
+        return self.inner.detect_batch(images)
+
+
+def test_workers_run_at_the_same_time(yolox: Detector, bus: Image, zidane: Image) -> None:
+    with MicroBatcher(MeetingDetector(yolox, parties=2, wait_s=RESULT_WAIT_S), workers=2) as batcher:
+        first, second = batcher.submit(bus), batcher.submit(zidane)
+        assert_same(first.result(timeout=RESULT_WAIT_S), yolox.detect(bus))
+        assert_same(second.result(timeout=RESULT_WAIT_S), yolox.detect(zidane))
+
+    assert (batcher.workers, batcher.stats.batches, batcher.stats.failures) == (2, 2, 0)
+
+
+def test_one_worker_runs_one_batch_at_a_time(yolox: Detector, bus: Image) -> None:
+    with (
+        MicroBatcher(MeetingDetector(yolox, parties=2, wait_s=0.5), workers=1) as batcher,
+        pytest.raises(threading.BrokenBarrierError),
+    ):
+        batcher.submit(bus).result(timeout=RESULT_WAIT_S)
+
+
+def test_many_workers_give_every_caller_its_own_result(
+    yolox: Detector, bus: Image, zidane: Image, footage_frame: Image
+) -> None:
+    images = [bus, zidane, footage_frame] * 4
+    with MicroBatcher(yolox, workers=3) as batcher, ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(batcher.detect, images))
+    threads = [t for t in threading.enumerate() if t.name.startswith(f"batcher-{yolox.name}-")]
+
+    assert not threads  # close stopped every worker
+    assert (batcher.stats.batches, batcher.stats.frames) == (12, 12)
+    for got, image in zip(results, images, strict=True):
+        assert_same(got, yolox.detect(image))
+
+
+def test_workers_must_be_at_least_one(yolox: Detector) -> None:
+    with pytest.raises(ValueError, match="workers >= 1"):
+        MicroBatcher(yolox, workers=0)

@@ -7,7 +7,7 @@ import onnxruntime
 import pytest
 
 from core.errors import ModelError
-from detectors.session import CPU, choose_providers, create_session
+from detectors.session import CPU, choose_providers, create_session, default_workers
 
 CUDA = "CUDAExecutionProvider"
 
@@ -57,3 +57,18 @@ def test_a_file_that_is_not_onnx(tmp_path: Path) -> None:
 
     with pytest.raises(ModelError, match="onnxruntime cannot load it"):
         create_session(junk)
+
+
+@pytest.mark.parametrize(
+    ("providers", "threads", "cores", "workers"),
+    [
+        ([CPU], 1, 16, 16),
+        ([CPU], 2, 16, 8),
+        ([CPU], 4, 2, 1),
+        (["CUDAExecutionProvider", CPU], 1, 16, 2),
+        (["TensorrtExecutionProvider", "CUDAExecutionProvider", CPU], 1, 64, 2),
+        ([], 1, 4, 4),
+    ],
+)
+def test_default_workers(providers: list[str], threads: int, cores: int, workers: int) -> None:
+    assert default_workers(providers, threads, cores) == workers

@@ -15,6 +15,7 @@ import shapely
 from fastapi.testclient import TestClient
 
 from core.settings import Settings
+from detectors.session import usable_cores
 from gridwatch.modelstore import fetch_model
 from gridwatch.runtime import Runtime, build_runtime
 from tests.support.assets import ROOT, model_mirror
@@ -125,3 +126,8 @@ def test_patrol_finds_people_on_the_walkway_and_keeps_going_past_a_dead_camera(r
     assert states["cam-dead"]["health"] in ("degraded", "offline")
     assert "n0tlogged" not in str(health) and "n0tlogged" not in client.get("/healthz").text
     assert states["cam-0"]["visits"] >= 1 and states["cam-1"]["visits"] >= 1
+
+    # and: on CPU, one concurrent inference run per core by default, every live visit's frame inferred
+    inference = health["inference"]
+    assert inference["workers"] == usable_cores()  # type: ignore[index]
+    assert inference["frames"] >= states["cam-0"]["visits"] + states["cam-1"]["visits"] - 2  # type: ignore[index]
