@@ -1,8 +1,8 @@
-"""Timed runs: the naive ultralytics loop and our pipeline on the same frames, plus raw session latencies.
+"""Timed pieces beside the frame loops (`bench.isolated`): the naive ultralytics call, decode and preprocess
+medians, raw session latencies, the operator profile, and threads vs processes.
 
 Every timed loop runs pinned to one core (`one_core`), so no path gets the second core for its decoder or
-its math. The paths are timed in interleaved rounds (path A 10 frames, path B 10 frames, ..., ten times over),
-so work that other processes put on the machine now and then falls on all paths alike.
+its math.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ import statistics
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,6 @@ from detectors.session import create_session
 logger = logging.getLogger(__name__)
 
 WARMUP = 3
-ROUNDS = 10
 
 
 def read_frames(footage: Path, count: int) -> list[Image]:
@@ -47,11 +45,6 @@ def read_frames(footage: Path, count: int) -> list[Image]:
         frames.append(np.asarray(frame, dtype=np.uint8))
     capture.release()
     return frames
-
-
-def default_capture(footage: Path) -> cv2.VideoCapture:
-    """What a user writes: `cv2.VideoCapture(path)`, FFmpeg's default decoder threads."""
-    return cv2.VideoCapture(str(footage))
 
 
 def one_thread_capture(footage: Path) -> cv2.VideoCapture:
@@ -69,53 +62,6 @@ def one_core() -> Iterator[int]:
         yield core
     finally:
         os.sched_setaffinity(0, before)
-
-
-@dataclass
-class TimedPath:
-    """One path of the frame loop: how it opens the footage and what it does per frame."""
-
-    open_capture: Callable[[Path], cv2.VideoCapture]
-    process: Callable[[Image], object]
-    seconds: float = 0.0
-    frames: int = 0
-    capture: Any = field(default=None, repr=False)
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds else 0.0
-
-
-def interleaved_fps(footage: Path, count: int, paths: Mapping[str, TimedPath]) -> dict[str, float]:
-    """Frames/s of decode + `process` per path over the same first `count` frames, after a warm-up of
-    WARMUP frames, timed in ROUNDS interleaved rounds on one core."""
-    first = read_frames(footage, 1)[0]
-    with one_core() as core:
-        logger.info("timing %s on core %d, %d frames each", list(paths), core, count)
-        for path in paths.values():
-            for _ in range(WARMUP):
-                path.process(first)
-            path.capture = path.open_capture(footage)
-        per_round = -(-count // ROUNDS)
-        for _ in range(ROUNDS):
-            for path in paths.values():
-                _time_round(path, min(per_round, count - path.frames))
-    for path in paths.values():
-        path.capture.release()
-    return {name: path.fps for name, path in paths.items()}
-
-
-def _time_round(path: TimedPath, frames: int) -> None:
-    start = time.perf_counter()
-    done = 0
-    while done < frames:
-        ok, frame = path.capture.read()
-        if not ok:
-            break
-        path.process(np.asarray(frame, dtype=np.uint8))
-        done += 1
-    path.seconds += time.perf_counter() - start
-    path.frames += done
 
 
 class NaivePredict:
