@@ -1,11 +1,19 @@
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
 
-from core.types import Image
+import cv2
+import numpy as np
+import onnxruntime
+import pytest
+
+from core.types import Detections, Image
 from detectors.detector import Detector
+from detectors.manifest import ModelManifest
+from detectors.session import create_session
 from detectors.ssd import raw_to_label_index
-from tests.detectors.conftest import labelled
+from tests.detectors.conftest import decode_frame, labelled
+from tests.detectors.matching import unpaired
 
 
 def test_raw_ids_with_gaps_map_to_label_indices() -> None:
@@ -41,3 +49,40 @@ def test_footage_frame_finds_pedestrians(ssd: Detector, footage_frame: Image) ->
     assert labelled(ssd, found).count("person") >= 3
     assert np.all(found.xyxy[:, 2] <= footage_frame.shape[1])
     assert np.all(found.xyxy[:, 3] <= footage_frame.shape[0])
+
+
+def ssd_reference(session: onnxruntime.InferenceSession, image: Image, manifest: ModelManifest) -> Detections:
+    """The graph's own detections, written out apart from `detectors.ssd`: plain resize to 300x300 RGB uint8,
+    the post-process node's first `count` rows, normalised (ymin, xmin, ymax, xmax) times the picture's size,
+    raw class ids looked up in the manifest's `class_ids` (ids it does not list dropped), score > 0.35."""
+    h, w = image.shape[:2]
+    rgb = cv2.cvtColor(cv2.resize(image, (300, 300), interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
+    boxes, classes, scores, count = session.run(None, {session.get_inputs()[0].name: rgb[None]})
+    n = int(count[0])
+    raw_ids = [round(float(c)) for c in classes[0, :n]]
+    known = manifest.class_ids or list(range(len(manifest.labels)))
+    rows = [i for i in range(n) if scores[0, i] > 0.35 and raw_ids[i] in known]
+    xyxy = np.array([boxes[0, i][[1, 0, 3, 2]] * [w, h, w, h] for i in rows], np.float32).reshape(-1, 4)
+    return Detections(
+        xyxy=np.clip(xyxy, 0, [w, h, w, h]).astype(np.float32),
+        confidence=np.array([scores[0, i] for i in rows], np.float32),
+        class_id=np.array([known.index(raw_ids[i]) for i in rows], np.int64),
+    )
+
+
+@pytest.mark.parametrize("picture", ["bus", "zidane", "footage 0", "footage 300", "footage 700"])
+def test_decoding_agrees_with_the_graphs_own_detections(
+    picture: str, ssd_path: Path, ssd_manifest: ModelManifest, bus: Image, zidane: Image, footage_path: Path
+) -> None:
+    pictures = {"bus": lambda: bus, "zidane": lambda: zidane}
+    image = pictures[picture]() if picture in pictures else decode_frame(footage_path, int(picture.split()[1]))
+    session = create_session(ssd_path)
+    # the graph already ran its NMS; ours on top is switched off to compare decoding alone
+    ours = Detector(session, ssd_manifest, conf_threshold=0.35, nms_iou=0.999)
+    want = ssd_reference(session, image, ssd_manifest)
+
+    got = ours.detect(image)
+
+    assert len(want) >= 1, "the picture should give boxes to compare"
+    assert len(got) == len(want)
+    assert unpaired(want, got) == [] and unpaired(got, want) == []

@@ -17,6 +17,7 @@ from detectors.ultralytics import MAX_DET, letterbox_centred
 from gridwatch.export import export_onnx, rewrite_for_cpu
 from gridwatch.modelstore import sha256_file
 from tests.detectors.conftest import decode_frame
+from tests.detectors.matching import unpaired
 
 
 @pytest.mark.parametrize(
@@ -119,20 +120,7 @@ def test_decoding_agrees_with_ultralytics_predict(
 
     assert len(want) >= 3, "the test model should give several boxes to compare"
     assert len(got) == len(want)
-    assert unpaired(want, got) == [] and unpaired(got, want) == []
-
-
-def unpaired(some: Detections, other: Detections) -> list[int]:
-    """Boxes of `some` with no box in `other` of the same class within 1 px and 0.01 in score. Near-ties in
-    score may legitimately swap places at the 300-box cut-off, so boxes within 0.01 of the lowest are skipped."""
-    close = (
-        (np.abs(some.xyxy[:, None, :] - other.xyxy[None, :, :]).max(axis=2) <= 1.0)
-        & (np.abs(some.confidence[:, None] - other.confidence[None, :]) <= 0.01)
-        & (some.class_id[:, None] == other.class_id[None, :])
-    )
-    capped = len(some) == MAX_DET
-    floor = min(some.confidence.min(), other.confidence.min()) + 0.01 if capped else -1.0
-    return [i for i in range(len(some)) if not close[i].any() and some.confidence[i] > floor]
+    assert unpaired(want, got, MAX_DET) == [] and unpaired(got, want, MAX_DET) == []
 
 
 def test_dynamic_batch_runs_once_and_equals_one_by_one(yolo11n: Detector, bus: Image, zidane: Image) -> None:

@@ -1,11 +1,19 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+import cv2
 import numpy as np
+import onnxruntime
+import pytest
 
 from core.types import Detections, Image
 from detectors.detector import Detector
+from detectors.manifest import ModelManifest
+from detectors.session import create_session
 from detectors.yolox import make_grids
-from tests.detectors.conftest import labelled
+from tests.detectors.conftest import decode_frame, labelled
+from tests.detectors.matching import unpaired
 
 
 def test_grids_cover_strides_8_16_32_in_row_order() -> None:
@@ -93,3 +101,57 @@ def test_blank_image_finds_nothing(yolox: Detector) -> None:
 
     assert len(found) == 0
     assert found.xyxy.shape == (0, 4)
+
+
+REFERENCE_CONF = 0.25
+
+
+def yolox_reference(session: onnxruntime.InferenceSession, image: Image, conf: float, iou: float) -> Detections:
+    """YOLOX's own decoding, written out apart from `detectors.yolox`: Megvii's `preproc` (top-left letterbox,
+    pad 114, `int()` sizes, BGR 0-255), `demo_postprocess` (grid offsets and exp sizes times the stride) and
+    `postprocess` (best class per anchor, score = objectness x class score, class-aware NMS; OpenCV's
+    `NMSBoxesBatched` stands in for torchvision's `batched_nms`), boxes clipped to the picture."""
+    size = 416
+    h, w = image.shape[:2]
+    r = min(size / h, size / w)
+    padded = np.full((size, size, 3), 114, np.uint8)
+    resized = cv2.resize(image, (int(w * r), int(h * r)), interpolation=cv2.INTER_LINEAR)
+    padded[: resized.shape[0], : resized.shape[1]] = resized
+    tensor = padded.transpose(2, 0, 1)[None].astype(np.float32)
+    out = session.run(None, {session.get_inputs()[0].name: tensor})[0][0]
+    grids, strides = [], []
+    for stride in (8, 16, 32):
+        cells = size // stride
+        xv, yv = np.meshgrid(np.arange(cells), np.arange(cells))
+        grids.append(np.stack((xv, yv), 2).reshape(-1, 2))
+        strides.append(np.full((cells * cells, 1), stride))
+    grid, stride_col = np.concatenate(grids), np.concatenate(strides)
+    centre = (out[:, :2] + grid) * stride_col
+    wh = np.exp(out[:, 2:4]) * stride_col
+    cls = np.argmax(out[:, 5:], axis=1)
+    score = out[:, 4] * out[np.arange(len(out)), 5 + cls]
+    keep_conf = score >= conf
+    centre, wh, cls, score = centre[keep_conf], wh[keep_conf], cls[keep_conf], score[keep_conf]
+    rects = np.concatenate((centre - wh / 2, wh), axis=1)
+    kept = np.asarray(cv2.dnn.NMSBoxesBatched(rects.tolist(), score.tolist(), cls.tolist(), conf, iou), np.int64)
+    kept = kept.reshape(-1)
+    xyxy = np.concatenate((centre - wh / 2, centre + wh / 2), axis=1)[kept] / r
+    xyxy = np.clip(xyxy, 0, [w, h, w, h]).astype(np.float32)
+    return Detections(xyxy=xyxy, confidence=score[kept].astype(np.float32), class_id=cls[kept].astype(np.int64))
+
+
+@pytest.mark.parametrize("picture", ["bus", "zidane", "footage 0", "footage 300", "footage 700"])
+def test_decoding_agrees_with_yolox_reference_decoding(
+    picture: str, yolox_path: Path, yolox_manifest: ModelManifest, bus: Image, zidane: Image, footage_path: Path
+) -> None:
+    pictures = {"bus": lambda: bus, "zidane": lambda: zidane}
+    image = pictures[picture]() if picture in pictures else decode_frame(footage_path, int(picture.split()[1]))
+    session = create_session(yolox_path)
+    ours = Detector(session, yolox_manifest, conf_threshold=REFERENCE_CONF, nms_iou=0.45)
+    want = yolox_reference(session, image, REFERENCE_CONF, 0.45)
+
+    got = ours.detect(image)
+
+    assert len(want) >= 2, "the picture should give several boxes to compare"
+    assert len(got) == len(want)
+    assert unpaired(want, got) == [] and unpaired(got, want) == []
