@@ -45,6 +45,17 @@ NAIVE_TUNED = "naive, glibc malloc tuned"
 MALLOC_TUNED = (("MALLOC_MMAP_THRESHOLD_", str(1 << 30)), ("MALLOC_TRIM_THRESHOLD_", str(1 << 31)))
 
 
+def _int8(manifest: ModelManifest, fp32: Path, out: Path, calibration: list[np.ndarray]) -> ModelManifest:
+    """Quantise `fp32` into `out`; the manifest to run it with (uint8 input where the quantiser made one)."""
+    as_uint8 = quantize_onnx(manifest, fp32, out, calibration)
+    return manifest.model_copy(update={"input_dtype": "uint8"}) if as_uint8 else manifest
+
+
+def _write(manifest: ModelManifest, path: Path) -> Path:
+    path.write_text(dump_manifest(manifest, "written by the benchmark"), encoding="utf-8")
+    return path
+
+
 def _yolo11n(work: Path, calibration: list[np.ndarray], imgsz: int) -> tuple[Path, Path, ModelManifest, Path, Path]:
     """Random-init YOLO11n (speed does not depend on the weights): .pt, ultralytics' plain ONNX export,
     our manifest at the rect input size, our rewritten export and its int8 quantisation."""
@@ -57,9 +68,7 @@ def _yolo11n(work: Path, calibration: list[np.ndarray], imgsz: int) -> tuple[Pat
     scale = imgsz / max(width, height)
     size = (imgsz, round(height * scale / 32) * 32)  # the rect input ultralytics picks for a .pt
     manifest = exported.model_copy(update={"input_size": size})
-    int8 = work / "yolo11n-int8.onnx"
-    quantize_onnx(manifest, onnx, int8, calibration)
-    return pt, plain, manifest, onnx, int8
+    return pt, plain, manifest, onnx, work / "yolo11n-int8.onnx"
 
 
 def run(args: argparse.Namespace, work: Path) -> str:
@@ -73,22 +82,17 @@ def run(args: argparse.Namespace, work: Path) -> str:
     yolox_manifest = load_manifest(ROOT / "models" / "yolox-nano.yaml")
     yolox = model_mirror() / yolox_manifest.file
     yolox_int8 = work / "yolox_nano-int8.onnx"
-    quantize_onnx(yolox_manifest, yolox, yolox_int8, calibration)
-
-    yolo_manifest = work / "yolo11n.yaml"
-    yolo_manifest.write_text(dump_manifest(yolo, "YOLO11n at the benchmark's rect input"), encoding="utf-8")
-    ours = {
-        ("ours fp32", "yolo11n"): Detector(create_session(onnx), yolo),
-        ("ours int8", "yolo11n"): Detector(create_session(yolo_int8), yolo),
-        ("ours fp32", "yolox-nano"): Detector(create_session(yolox), yolox_manifest),
-        ("ours int8", "yolox-nano"): Detector(create_session(yolox_int8), yolox_manifest),
+    manifests = {
+        ("ours fp32", "yolo11n"): (onnx, yolo),
+        ("ours int8", "yolo11n"): (yolo_int8, _int8(yolo, onnx, yolo_int8, calibration)),
+        ("ours fp32", "yolox-nano"): (yolox, yolox_manifest),
+        ("ours int8", "yolox-nano"): (yolox_int8, _int8(yolox_manifest, yolox, yolox_int8, calibration)),
     }
+    ours = {key: Detector(create_session(model), manifest) for key, (model, manifest) in manifests.items()}
     specs = {NAIVE: PathSpec("naive", pt, imgsz=args.imgsz)}
     specs[NAIVE_TUNED] = PathSpec("naive", pt, imgsz=args.imgsz, env=MALLOC_TUNED)
-    specs["ours fp32 yolo11n"] = PathSpec("ours", onnx, yolo_manifest)
-    specs["ours int8 yolo11n"] = PathSpec("ours", yolo_int8, yolo_manifest)
-    specs["ours fp32 yolox-nano"] = PathSpec("ours", yolox, ROOT / "models" / "yolox-nano.yaml")
-    specs["ours int8 yolox-nano"] = PathSpec("ours", yolox_int8, ROOT / "models" / "yolox-nano.yaml")
+    for (p, m), (model, manifest) in manifests.items():
+        specs[f"{p} {m}"] = PathSpec("ours", model, _write(manifest, work / f"{p.split()[1]}-{m}.yaml"))
     timings = interleaved_fps(footage, args.frames, specs)
     fps = {name: t.fps for name, t in timings.items()}
 

@@ -156,7 +156,9 @@ random-init `yolo11n.yaml` (speed does not depend on the weights) from `gridwatc
 axes, CPU rewrites), at the same input size: the 640 rect letterbox ultralytics picks for 4:3 frames.
 int8 = ONNX Runtime static QDQ (`gridwatch.quantize`), per-channel int8 weights, uint8 activations, the
 DFL and box decoding kept in fp32, the first conv as SpaceToDepth on the uint8 input + a 2x2 conv, one
-scale shared by each Concat/Add's inputs and output, calibrated on 16 frames of the footage.
+scale shared by each Concat/Add's inputs and output, calibrated on 16 frames of the footage; the int8 graphs
+take the uint8 pixels (the input quantised at one pixel step, exact), so their preprocessing makes no float
+tensor.
 
 {table(m.rows)}
 

@@ -67,15 +67,6 @@ def letterbox_hwc(
     return canvas, InputTransform(scale, scale, float(pad_x), float(pad_y), src_w, src_h)
 
 
-def letterbox(
-    image: Image, size: tuple[int, int], *, centre: bool = False, pad_value: int = PAD_VALUE
-) -> tuple[FloatArray, InputTransform]:
-    """Letterbox into a (1, 3, height, width) float32 tensor, BGR 0-255, and the transform back."""
-    canvas, transform = letterbox_hwc(image, size, centre=centre, pad_value=pad_value)
-    tensor = np.ascontiguousarray(canvas.transpose(2, 0, 1)[None], dtype=np.float32)
-    return tensor, transform
-
-
 def resize_plain(image: Image, size: tuple[int, int]) -> tuple[Image, InputTransform]:
     """Stretch `image` to `size` = (width, height) without keeping the aspect ratio (SSD style)."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:

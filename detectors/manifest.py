@@ -44,6 +44,12 @@ class ModelManifest(BaseModel):
         description="a URL serving these exact bytes; None when only a mirror has them (local conversions)",
     )
     dynamic_batch: bool = False
+    input_dtype: Literal["float32", "uint8"] = Field(
+        default="float32",
+        description="yolox and ultralytics families: the graph takes the family's float tensor (float32), or "
+        "the same pixels as uint8 before any scaling (int8 models from `gridwatch models quantize`); the ssd "
+        "family always takes uint8",
+    )
     description: str = ""
 
     @field_validator("file")

@@ -2,7 +2,8 @@
 
 Preprocessing follows ultralytics' `LetterBox` exactly (so boxes agree with its own predict on the same
 ONNX file): scale r = min(h_in / h, w_in / w), resized size rounded per side, padding split in two with
-`round(pad / 2 -+ 0.1)`, fill 114, INTER_LINEAR, then BGR -> RGB and 0-255 -> 0-1 float32 NCHW.
+`round(pad / 2 -+ 0.1)`, fill 114, INTER_LINEAR, then BGR -> RGB and 0-255 -> 0-1 float32 NCHW (or the same
+RGB pixels as uint8 NCHW for an int8 model whose manifest says `input_dtype: uint8`).
 Output rows are (cx, cy, w, h, class scores...) in input pixels, class scores already sigmoided, no
 objectness. Decoding: best class per anchor, confidence filter, class-aware NMS, at most `max_det` boxes.
 """
@@ -64,6 +65,12 @@ def to_rgb_tensor(canvas: NDArray[np.uint8], out: NDArray[np.float32]) -> None:
         np.multiply(plane, SCALE, out=out[2 - channel])
 
 
+def to_rgb_planes(canvas: NDArray[np.uint8], out: NDArray[np.uint8]) -> None:
+    """BGR HxWx3 uint8 -> RGB 3xHxW uint8 (no scaling), into `out`: for models that take uint8 pixels."""
+    for channel, plane in enumerate(cv2.split(canvas)):
+        out[2 - channel] = plane
+
+
 def decode_one(
     raw: FloatArray, conf_threshold: float, nms_iou: float, max_det: int = MAX_DET
 ) -> tuple[FloatArray, FloatArray, NDArray[np.int64]]:
@@ -89,15 +96,19 @@ class UltralyticsFamily:
     def __init__(self, manifest: ModelManifest) -> None:
         self._input_size = manifest.input_size
         self._num_classes = len(manifest.labels)
+        self._uint8 = manifest.input_dtype == "uint8"
 
     def preprocess(self, images: Sequence[Image]) -> tuple[NDArray[Any], list[BoxMap]]:
         in_w, in_h = self._input_size
         canvas = np.empty((in_h, in_w, 3), np.uint8)
-        tensor = np.empty((len(images), 3, in_h, in_w), np.float32)
+        tensor = np.empty((len(images), 3, in_h, in_w), np.uint8 if self._uint8 else np.float32)
         maps: list[BoxMap] = []
         for i, image in enumerate(images):
             maps.append(letterbox_centred(image, self._input_size, canvas))
-            to_rgb_tensor(canvas, tensor[i])
+            if self._uint8:
+                to_rgb_planes(canvas, tensor[i])
+            else:
+                to_rgb_tensor(canvas, tensor[i])
         return tensor, maps
 
     def postprocess(

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from core.errors import ModelError
 from core.types import Detections, FloatArray, Image
 from detectors.family import BoxMap, Layout
-from detectors.letterbox import letterbox
+from detectors.letterbox import letterbox_hwc
 from detectors.manifest import ModelManifest
 from detectors.nms import batched_nms
 
@@ -47,14 +47,17 @@ class YoloxFamily:
         self._input_size = manifest.input_size
         self._num_classes = len(manifest.labels)
         self._grid, self._stride = make_grids(manifest.input_size)
+        self._dtype = np.uint8 if manifest.input_dtype == "uint8" else np.float32
 
     def preprocess(self, images: Sequence[Image]) -> tuple[NDArray[Any], list[BoxMap]]:
-        tensors, maps = [], []
-        for image in images:
-            tensor, transform = letterbox(image, self._input_size)
-            tensors.append(tensor)
+        in_w, in_h = self._input_size
+        tensor = np.empty((len(images), 3, in_h, in_w), self._dtype)
+        maps: list[BoxMap] = []
+        for i, image in enumerate(images):
+            canvas, transform = letterbox_hwc(image, self._input_size)
+            tensor[i] = canvas.transpose(2, 0, 1)  # BGR 0-255, as float32 or (int8 models) uint8
             maps.append(transform)
-        return np.concatenate(tensors), list(maps)
+        return tensor, maps
 
     def postprocess(
         self,

@@ -4,7 +4,9 @@ QDQ format, per-channel int8 weights, uint8 activations (the U8S8 kernels that u
 calibration over frames preprocessed exactly as at run time, after `quant_pre_process` (shape inference and
 graph optimisation); an ultralytics head's decoding (DFL, boxes, class sigmoid, output concat) stays
 fp32. Two exact graph changes make it faster: a 3x3 stride-2 stem conv becomes SpaceToDepth on the uint8
-input + a 2x2 conv, and each Concat / Add shares one scale with its inputs (no requantising). Writes
+input + a 2x2 conv, and each Concat / Add shares one scale with its inputs (no requantising). The input is
+quantised with the scale of one pixel step (exact), so the int8 graph takes the uint8 pixels themselves
+(`input_dtype: uint8` in its manifest) and preprocessing skips the float conversion. Writes
 `models/NAME-int8.onnx` and its manifest, and reports the agreement with the fp32 model (boxes matched at
 IoU >= 0.5 with the same class, missed, extra).
 Needs the `onnx` package (the `export` extra) besides onnxruntime.
@@ -44,6 +46,10 @@ SAME_SCALE_OPS = {"Resize", "MaxPool", "Split", "Reshape", "Transpose", "Slice",
 # ops whose inputs and output get one scale, so ONNX Runtime's QLinearConcat / QLinearAdd copy or add
 # without requantising each input
 SHARED_SCALE_OPS = {"Concat", "Add"}
+# ops that only move values around: on the input they may run on uint8 as well as on float
+LAYOUT_OPS = {"SpaceToDepth", "Gather", "Transpose", "Reshape"}
+# one uint8 step of each family's float input: ultralytics takes 0-1 (x / 255), YOLOX 0-255
+INPUT_SCALE = {"ultralytics": 1 / 255, "yolox": 1.0}
 
 
 def _video_frames(path: Path, count: int, step: int) -> Iterator[Image]:
@@ -168,20 +174,80 @@ def stem_space_to_depth(model: onnx.ModelProto) -> bool:
     return True
 
 
-def space_to_depth_on_uint8(model: onnx.ModelProto) -> bool:
-    """input -> SpaceToDepth -> Q becomes input -> Q -> SpaceToDepth: the same bytes, a quarter of the copying."""
+def quantize_at_input(model: onnx.ModelProto) -> bool:
+    """input -> layout ops (a SpaceToDepth stem, YOLOX's Focus as SpaceToDepth + channel Gather) ->
+    QuantizeLinear becomes input -> QuantizeLinear -> the same layout ops: the same bytes, with the layout
+    ops moving uint8 instead of float32. False when the input does not reach a QuantizeLinear that way."""
     graph = model.graph
-    s2d = next((n for n in graph.node if n.op_type == "SpaceToDepth" and n.input[0] == graph.input[0].name), None)
-    quant = next((n for n in graph.node if s2d is not None and s2d.output[0] in n.input), None)
-    if s2d is None or quant is None or quant.op_type != "QuantizeLinear":
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    chain: list[onnx.NodeProto] = []
+    tensor = graph.input[0].name
+    while len(users := consumers.get(tensor, [])) == 1 and users[0].op_type in LAYOUT_OPS:
+        if users[0].input[0] != tensor:  # e.g. the tensor is a Gather's indices, not its data
+            return False
+        chain.append(users[0])
+        tensor = users[0].output[0]
+    quant = users[0] if len(users) == 1 and users[0].op_type == "QuantizeLinear" else None
+    if not chain or quant is None or quant.input[0] != tensor:
         return False
     quantized = quant.output[0]
-    quant.input[0], quant.output[0] = s2d.input[0], f"{quantized}_pre_s2d"
-    s2d.input[0], s2d.output[0] = quant.output[0], quantized
+    quant.input[0], quant.output[0] = graph.input[0].name, f"{quantized}_at_input"
+    chain[0].input[0] = quant.output[0]
+    moved = {c.output[0] for c in chain[:-1]} | {quantized}
+    chain[-1].output[0] = quantized
     nodes = [n for n in graph.node if n is not quant]
-    nodes.insert(nodes.index(s2d), quant)
+    nodes.insert(nodes.index(chain[0]), quant)
     del graph.node[:]
     graph.node.extend(nodes)
+    kept = [v for v in graph.value_info if v.name not in moved]  # their element type is now uint8
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
+    return True
+
+
+def _input_quantizer(graph: onnx.GraphProto) -> onnx.NodeProto | None:
+    """The graph input's only consumer when it is a QuantizeLinear with constant scale and zero point."""
+    users = [n for n in graph.node if graph.input[0].name in n.input]
+    if len(users) != 1 or users[0].op_type != "QuantizeLinear" or len(users[0].input) != 3:
+        return None
+    constants = {t.name for t in graph.initializer}
+    return users[0] if users[0].input[1] in constants and users[0].input[2] in constants else None
+
+
+def exact_input_scale(model: onnx.ModelProto, scale: float) -> bool:
+    """Give the input's QuantizeLinear the scale of one pixel step in the family's float input (1/255, or 1
+    for 0-255 inputs) and zero point 0, so every pixel quantises to itself: no rounding error at the input.
+    False when the input is not quantised that way."""
+    quant = _input_quantizer(model.graph)
+    if quant is None:
+        return False
+    init = {t.name: t for t in model.graph.initializer}
+    init[quant.input[1]].CopyFrom(numpy_helper.from_array(np.array(scale, np.float32), quant.input[1]))
+    init[quant.input[2]].CopyFrom(numpy_helper.from_array(np.array(0, np.uint8), quant.input[2]))
+    return True
+
+
+def uint8_input(model: onnx.ModelProto, scale: float) -> bool:
+    """Drop the input's QuantizeLinear when its scale is one pixel step and its zero point 0: the graph then
+    takes the uint8 pixels themselves, the same bytes the QuantizeLinear made from the float tensor, so the
+    preprocessing skips the float conversion and the graph its first pass. False when that does not hold."""
+    graph = model.graph
+    quant = _input_quantizer(graph)
+    if quant is None:
+        return False
+    init = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    if float(init[quant.input[1]]) != np.float32(scale) or int(init[quant.input[2]]) != 0:
+        return False
+    quantized, name = quant.output[0], graph.input[0].name
+    for node in graph.node:
+        for i, tensor in enumerate(node.input):
+            if tensor == quantized:
+                node.input[i] = name
+    graph.node.remove(quant)
+    graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.UINT8
     kept = [v for v in graph.value_info if v.name != quantized]
     del graph.value_info[:]
     graph.value_info.extend(kept)
@@ -245,9 +311,10 @@ def share_scales(model: onnx.ModelProto) -> int:
     return changed
 
 
-def quantize_onnx(manifest: ModelManifest, fp32: Path, out: Path, images: Sequence[Image]) -> None:
+def quantize_onnx(manifest: ModelManifest, fp32: Path, out: Path, images: Sequence[Image]) -> bool:
     """Static QDQ int8 quantisation of `fp32` into `out`, calibrated on `images` (`float_nodes` stay fp32),
-    with the stem conv as SpaceToDepth + 2x2 conv where it applies and shared Concat / Add scales."""
+    with the stem conv as SpaceToDepth + 2x2 conv where it applies, shared Concat / Add scales and, where the
+    family's input scale allows, uint8 pixels as the graph input. True when the input became uint8."""
     family = FAMILIES[manifest.family](manifest)
     input_name = onnxruntime.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).get_inputs()[0].name
     with tempfile.TemporaryDirectory(prefix="gridwatch-quant-") as tmp:
@@ -269,13 +336,21 @@ def quantize_onnx(manifest: ModelManifest, fp32: Path, out: Path, images: Sequen
             nodes_to_exclude=excluded,
         )
     quantized = onnx.load(str(out))
-    moved = space_to_depth_on_uint8(quantized)
+    moved = quantize_at_input(quantized)
+    pixel = INPUT_SCALE.get(manifest.family)
+    exact = pixel is not None and exact_input_scale(quantized, pixel)
     shared = share_scales(quantized)
+    as_uint8 = pixel is not None and exact and uint8_input(quantized, pixel)
     onnx.checker.check_model(quantized)
     onnx.save(quantized, str(out))
     logger.info(
-        "%s: stem conv as SpaceToDepth + 2x2 conv: %s, tensors given a shared scale: %d", out.name, moved, shared
+        "%s: input quantised before its layout ops: %s, tensors given a shared scale: %d, uint8 input: %s",
+        out.name,
+        moved,
+        shared,
+        as_uint8,
     )
+    return as_uint8
 
 
 def quantize_model(models_dir: Path, name: str, calibration: Path, frames: int = 32) -> tuple[ModelManifest, Path]:
@@ -287,9 +362,10 @@ def quantize_model(models_dir: Path, name: str, calibration: Path, frames: int =
     out_name = f"{name}-int8"
     out = models_dir / f"{Path(manifest.file).stem}-int8.onnx"
     logger.info("quantising %s on %d frames from %s", name, len(images), calibration)
-    quantize_onnx(manifest, fp32, out, images)
+    as_uint8 = quantize_onnx(manifest, fp32, out, images)
     quantized = manifest.model_copy(
         update={
+            "input_dtype": "uint8" if as_uint8 else manifest.input_dtype,
             "name": out_name,
             "version": f"{manifest.version}-int8-ort{onnxruntime.__version__}",
             "file": out.name,

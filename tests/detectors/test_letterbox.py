@@ -3,7 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detectors.letterbox import PAD_VALUE, InputTransform, letterbox, letterbox_hwc, resize_plain
+from detectors.letterbox import PAD_VALUE, InputTransform, letterbox_hwc, resize_plain
+from detectors.manifest import ModelManifest
+from detectors.yolox import YoloxFamily
 
 
 def gradient_image(height: int, width: int) -> np.ndarray:
@@ -33,7 +35,7 @@ SHAPES = [
 def test_inverse_round_trips_boxes_within_a_pixel(height: int, width: int, size: tuple[int, int], centre: bool) -> None:
     # given
     image = np.zeros((height, width, 3), np.uint8)
-    _, transform = letterbox(image, size, centre=centre)
+    _, transform = letterbox_hwc(image, size, centre=centre)
     source_boxes = random_boxes(width, height)
 
     # when
@@ -43,14 +45,17 @@ def test_inverse_round_trips_boxes_within_a_pixel(height: int, width: int, size:
     assert np.abs(back - source_boxes).max() < 1.0
 
 
-def test_tensor_is_nchw_bgr_float_top_left_with_pad_114() -> None:
+@pytest.mark.parametrize("dtype", ["float32", "uint8"])
+def test_yolox_tensor_is_nchw_bgr_top_left_with_pad_114(yolox_manifest: ModelManifest, dtype: str) -> None:
     image = gradient_image(576, 768)
+    family = YoloxFamily(yolox_manifest.model_copy(update={"input_dtype": dtype}))
 
-    tensor, transform = letterbox(image, (416, 416))
+    tensor, (transform,) = family.preprocess([image])
 
     assert tensor.shape == (1, 3, 416, 416)
-    assert tensor.dtype == np.float32
+    assert tensor.dtype == np.dtype(dtype)
     assert tensor.flags.c_contiguous
+    assert isinstance(transform, InputTransform)
     assert transform.pad_x == 0 and transform.pad_y == 0
     assert transform.gain_x == transform.gain_y == pytest.approx(416 / 768)
     content_h = int(576 * 416 / 768)  # 312 rows of picture, then padding
@@ -93,4 +98,4 @@ def test_resize_plain_maps_corners_back() -> None:
 )
 def test_rejects_images_that_are_not_bgr_uint8(bad: np.ndarray) -> None:
     with pytest.raises(ValueError, match="HxWx3 uint8"):
-        letterbox(bad, (416, 416))
+        letterbox_hwc(bad, (416, 416))

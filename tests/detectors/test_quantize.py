@@ -9,6 +9,7 @@ import onnxruntime
 import pytest
 from onnx import numpy_helper
 
+from core.errors import ModelError
 from core.types import Detections
 from detectors.detector import FAMILIES, Detector
 from detectors.manifest import ModelManifest, load_manifest
@@ -112,12 +113,13 @@ def test_int8_yolo11n_keeps_its_class_scores(
     models_dir = yolo11n_export[1]
     manifest = load_manifest(models_dir / "yolo11n.yaml")
     int8 = tmp_path / "yolo11n-int8.onnx"
-    quantize_onnx(manifest, models_dir / manifest.file, int8, read_frames(footage_path, 4))
-    tensor = FAMILIES[manifest.family](manifest).preprocess(read_frames(footage_path, 1, step=1))[0]
-    tensor = tensor if tensor.ndim == 4 else tensor[None]
+    assert quantize_onnx(manifest, models_dir / manifest.file, int8, read_frames(footage_path, 4))
+    frame = read_frames(footage_path, 1, step=1)
+    tensor = FAMILIES[manifest.family](manifest).preprocess(frame)[0]
+    pixels = FAMILIES[manifest.family](manifest.model_copy(update={"input_dtype": "uint8"})).preprocess(frame)[0]
 
     want = _run(onnx.load(str(models_dir / manifest.file)), tensor)[0, 4:].max(axis=0)
-    got = _run(onnx.load(str(int8)), tensor)[0, 4:].max(axis=0)
+    got = _run(onnx.load(str(int8)), pixels)[0, 4:].max(axis=0)
 
     assert want.max() > 0.05
     assert 0.5 * want.max() < got.max() < 2 * want.max()
@@ -158,3 +160,42 @@ def test_concat_inputs_share_one_scale_after_quantisation(quantized: tuple[Path,
 
     scales = [{init[dq.input[1]] for dq in dqs} for dqs in dequantised if len(dqs) > 1]
     assert scales and all(len(s) == 1 for s in scales)
+
+
+def _input_dequantisers(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    """The DequantizeLinear nodes that read the graph input, directly or through layout-only ops."""
+    layout_only = {"SpaceToDepth", "Gather", "Slice", "Reshape", "Transpose"}
+    reached, found = {model.graph.input[0].name}, []
+    for node in model.graph.node:  # topological order
+        if not any(name in reached for name in node.input):
+            continue
+        if node.op_type == "DequantizeLinear":
+            found.append(node)
+        elif node.op_type in layout_only:
+            reached.update(node.output)
+    return found
+
+
+def test_int8_takes_the_uint8_pixels_at_their_exact_scale(quantized: tuple[Path, list[str]]) -> None:
+    models, _ = quantized
+    manifest, weights = resolve_model(models, "yolox-nano-int8")
+    model = onnx.load(str(weights))
+    init = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+
+    dequantisers = _input_dequantisers(model)
+
+    assert manifest.input_dtype == "uint8"
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert "QuantizeLinear" not in {n.op_type for n in model.graph.node if model.graph.input[0].name in n.input}
+    assert dequantisers  # after YOLOX's Focus: pixel value v reads as exactly v, as the fp32 model saw it
+    assert all(float(init[dq.input[1]]) == 1.0 and int(init[dq.input[2]]) == 0 for dq in dequantisers)
+
+
+def test_an_int8_graph_with_the_fp32_manifest_is_refused(
+    quantized: tuple[Path, list[str]], yolox_manifest: ModelManifest
+) -> None:
+    models, _ = quantized
+    _, weights = resolve_model(models, "yolox-nano-int8")
+
+    with pytest.raises(ModelError, match="graph input is uint8, the manifest feeds it float32"):
+        Detector(create_session(weights), yolox_manifest)
