@@ -12,6 +12,7 @@ import logging
 import os
 import statistics
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
@@ -149,19 +150,24 @@ def op_profile(model: Path, tensor: np.ndarray, runs: int = 10) -> dict[str, flo
 
 
 def _worker_throughput(model: str, shape: tuple[int, ...], threads: int, runs: int, concurrent: int) -> float:
-    """Seconds for `concurrent` threads of this process to do `runs` runs each on one shared session."""
+    """Seconds for `concurrent` threads of this process to do `runs` runs each on one shared session, each
+    thread warmed up by one untimed run of its own first (as every worker process is)."""
     torch.set_num_threads(1)
     session = create_session(Path(model), intra_op_threads=threads)
     feed = {session.get_inputs()[0].name: np.random.default_rng(0).random(shape, np.float32)}
-    session.run(None, feed)
+    ready = threading.Barrier(concurrent + 1)
 
     def loop() -> None:
+        session.run(None, feed)
+        ready.wait()
         for _ in range(runs):
             session.run(None, feed)
 
-    start = time.perf_counter()
     with ThreadPoolExecutor(concurrent) as pool:
-        for job in [pool.submit(loop) for _ in range(concurrent)]:
+        jobs = [pool.submit(loop) for _ in range(concurrent)]
+        ready.wait()
+        start = time.perf_counter()
+        for job in jobs:
             job.result()
     return time.perf_counter() - start
 
