@@ -110,7 +110,7 @@ def where_time_goes(m: Measured) -> str:
     return f"""Where the time goes (medians of this run):
 - naive, {naive_ms:.1f} ms a frame: ultralytics' own stage times are preprocess {stages.get("preprocess", 0):.1f} ms,
   torch inference {torch_ms:.1f} ms, postprocess {stages.get("postprocess", 0):.1f} ms; decoding and the rest
-  {naive_rest:.1f} ms.
+  about {max(naive_rest, 0.0):.1f} ms (the frame time is a mean over all frames, the stage times are medians).
 - ours fp32, {fp32_ms:.1f} ms a frame: decode {m.decode_ms:.1f} ms (one FFmpeg thread), letterbox + tensor
   {m.preprocess_ms:.1f} ms, `session.run` {fp32.infer_ms:.1f} ms (each a median measured apart); the frame
   time less these, for output decode, NMS and Python: {fp32_ms - fixed - fp32.infer_ms:.1f} ms.
