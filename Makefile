@@ -11,12 +11,13 @@ DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreame
         gstreamer1.0-plugins-bad chromium
 APT := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: help setup dev sysdeps models media demo test lint typecheck unit bench clean
+.PHONY: help setup dev sysdeps models media demo test lint typecheck unit bench bench-gpu clean
 
 help:
 	@echo "make demo   - set up and run gridwatch on the demo cameras (alert wall on http://127.0.0.1:8000)"
 	@echo "make test   - set up and run lint, type checks and the test suite"
 	@echo "make bench  - run the benchmarks (bench/)"
+	@echo "make bench-gpu - GPU machines: every ONNX Runtime provider at batch 1, 8 and 32 (installs onnxruntime-gpu)"
 
 # the runtime: all `make demo` needs
 $(BIN)/gridwatch: pyproject.toml

@@ -165,7 +165,8 @@ tensor.
 Batching on CPU (YOLO11n, 1 thread, session.run alone): {batch_line}.
 Threads vs processes (YOLO11n, all running at once, not pinned): {layout_line}.
 
-GPU: no GPU machine was lent to this task, so images/s at batch 1, 8 and 32 on a GPU are not measured.
+GPU: images/s at batch 1, 8 and 32 per ONNX Runtime provider are in `## Providers and batch sizes` below
+(`make bench-gpu` on a GPU machine); no GPU machine was lent to this work, so it holds CPU figures only.
 
 {TARGETS}
 
