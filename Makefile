@@ -81,16 +81,15 @@ bench: dev models sysdeps
 	$(BIN)/python -m bench.visits
 	$(BIN)/python -m bench.providers
 
-# GPU machines only: swap in onnxruntime-gpu (CUDA 13 / cuDNN 9 from PyPI), measure every provider at batch
-# 1, 8 and 32, then put the CPU build back so `make test` runs on what users install
+# GPU machines only: swap in onnxruntime-gpu (CUDA 13 / cuDNN 9 from PyPI; its newest release is 1.31.1),
+# measure every provider at batch 1, 8 and 32, then put back the CPU build that was installed, whatever happens
 ORT_GPU := onnxruntime-gpu[cuda,cudnn]==1.31.1
 bench-gpu: dev models
-	$(BIN)/pip uninstall -q -y onnxruntime
-	$(BIN)/pip install -q "$(ORT_GPU)"
-	$(BIN)/python -m bench.providers; status=$$?; \
-	  $(BIN)/pip uninstall -q -y onnxruntime-gpu; \
-	  $(BIN)/pip install -q --force-reinstall --no-deps onnxruntime; \
-	  exit $$status
+	@cpu_ort=$$($(BIN)/pip show onnxruntime 2>/dev/null | sed -n 's/^Version: //p'); \
+	restore() { $(BIN)/pip uninstall -q -y onnxruntime-gpu; \
+	  $(BIN)/pip install -q --force-reinstall --no-deps "onnxruntime$${cpu_ort:+==$$cpu_ort}"; }; \
+	trap restore EXIT; \
+	$(BIN)/pip uninstall -q -y onnxruntime && $(BIN)/pip install -q "$(ORT_GPU)" && $(BIN)/python -m bench.providers
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .pytest_cache .ruff_cache

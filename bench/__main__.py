@@ -137,7 +137,7 @@ def run(args: argparse.Namespace, work: Path) -> str:
             "1 process x 1 thread": layout_throughput(onnx, shape, 1, 1, 12),
             "1 process x 2 threads": layout_throughput(onnx, shape, 1, 2, 12),
             "2 processes x 1 thread": layout_throughput(onnx, shape, 2, 1, 12),
-            "1 process, 2 concurrent runs x 1 thread (the batcher's default)": layout_throughput(
+            "1 process, 2 concurrent runs x 1 thread (inference_workers: 2, the default on 2 cores)": layout_throughput(
                 onnx, shape, 1, 1, 12, concurrent=2
             ),
         },

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -35,6 +35,7 @@ Stages = Callable[[], dict[str, float]]
 WARMUP = 3
 ROUNDS = 10
 START_TIMEOUT_S = 300.0
+ROUND_TIMEOUT_S = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +114,16 @@ def _worker(spec: PathSpec, footage: Path, core: int, conn: Connection) -> None:
     capture.release()
 
 
+def _receive(conn: Connection, name: str, timeout_s: float) -> Any:
+    """The worker's next message; RuntimeError when it died (end-of-file) or said nothing for `timeout_s`."""
+    try:
+        if conn.poll(timeout_s):
+            return conn.recv()
+    except EOFError:
+        pass
+    raise RuntimeError(f"benchmark worker {name} died or hung (no answer within {timeout_s:.0f} s)")
+
+
 @contextmanager
 def _environment(values: Mapping[str, str]) -> Iterator[None]:
     """`values` in os.environ for the duration (a spawned worker inherits the environment at its start)."""
@@ -140,9 +151,10 @@ def interleaved_fps(footage: Path, count: int, specs: Mapping[str, PathSpec]) ->
             proc = context.Process(target=_worker, args=(spec, footage, core, child), name=f"bench-{name}")
             with _environment(dict(spec.env)):
                 proc.start()
+            child.close()  # the worker holds its end: a dead worker then reads as end-of-file here
             workers[name] = (proc, parent)
         for name, (_, conn) in workers.items():
-            if not conn.poll(START_TIMEOUT_S) or conn.recv() != "ready":
+            if _receive(conn, name, START_TIMEOUT_S) != "ready":
                 raise RuntimeError(f"benchmark worker {name} did not start")
         logger.info("timing %s in separate processes on core %d, %d frames each", list(specs), core, count)
         frames = dict.fromkeys(specs, 0)
@@ -151,13 +163,13 @@ def interleaved_fps(footage: Path, count: int, specs: Mapping[str, PathSpec]) ->
         for _ in range(ROUNDS):
             for name, (_, conn) in workers.items():
                 conn.send(min(per_round, count - frames[name]))
-                done, elapsed = conn.recv()
+                done, elapsed = _receive(conn, name, ROUND_TIMEOUT_S)
                 frames[name] += done
                 seconds[name] += elapsed
         timings = {}
         for name, (worker, conn) in workers.items():
             conn.send(None)
-            timings[name] = PathTiming(frames[name] / seconds[name], conn.recv())
+            timings[name] = PathTiming(frames[name] / seconds[name], _receive(conn, name, ROUND_TIMEOUT_S))
             worker.join(30)
         return timings
     finally:

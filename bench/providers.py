@@ -28,10 +28,9 @@ import torch
 from ultralytics import YOLO  # type: ignore[attr-defined]
 
 from bench.report import replace_section
-from detectors.manifest import load_manifest
 from detectors.session import create_session
 from gridwatch.export import export_model
-from tests.support.assets import model_mirror
+from gridwatch.modelstore import resolve_model
 
 logger = logging.getLogger("bench.providers")
 
@@ -95,21 +94,22 @@ def measure(provider: str, model: str, path: Path, input_hw: tuple[int, int], ba
 
 
 def section(results: Sequence[Result], available: Sequence[str]) -> str:
-    lines = ["| provider | model | input | " + " | ".join(f"batch {b}" for b in BATCHES) + " |"]
-    lines.append("|---|---|---|" + "---|" * len(BATCHES))
-    errors = []
+    batches = sorted({r.batch for r in results})
+    lines = ["| provider | model | input | " + " | ".join(f"batch {b}" for b in batches) + " |"]
+    lines.append("|---|---|---|" + "---|" * len(batches))
+    errors: dict[str, None] = {}
     for provider in dict.fromkeys(r.provider for r in results):
         for model in dict.fromkeys(r.model for r in results if r.provider == provider):
             mine = {r.batch: r for r in results if r.provider == provider and r.model == model}
             size = "640x480" if model == "yolo11n" else "416x416"
             cells = []
-            for b in BATCHES:
+            for b in batches:
                 r = mine.get(b)
                 cells.append("-" if r is None else (f"{r.images_per_s:.1f}" if r.images_per_s else "failed"))
-                if r is not None and r.error and r.error not in errors:
-                    errors.append(f"{provider}: {r.error}")
+                if r is not None and r.error:
+                    errors[f"{provider}: {r.error}"] = None
             lines.append(f"| {provider} | {model} | {size} | " + " | ".join(cells) + " |")
-    failed = "\n".join(f"- {e}" for e in dict.fromkeys(errors)) or "- none"
+    failed = "\n".join(f"- {e}" for e in errors) or "- none"
     return f"""{HEADING}
 
 How to run: `make bench` runs it with the onnxruntime installed (CPU only here); on a GPU machine
@@ -137,8 +137,7 @@ def run(args: argparse.Namespace, work: Path) -> str:
     pt = work / "yolo11n.pt"
     YOLO("yolo11n.yaml").save(str(pt))
     _, yolo = export_model(pt, work, imgsz=640)
-    yolox_manifest = load_manifest(ROOT / "models" / "yolox-nano.yaml")
-    yolox = model_mirror() / yolox_manifest.file
+    _, yolox = resolve_model(ROOT / "models", "yolox-nano")  # `make models` fetched it; sha256 checked
     results: list[Result] = []
     for provider in [p for p in PROVIDERS if p in available]:
         results += measure(provider, "yolo11n", yolo, YOLO_INPUT, args.batches)

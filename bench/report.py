@@ -77,8 +77,8 @@ def verdicts(m: Measured) -> str:
     fp32, int8 = m.row("ours fp32"), m.row("ours int8")
     assert fp32.ratio is not None and int8.ratio is not None and fp32.peak_share is not None
     checks = [
-        ("fp32 >= 1.6x naive", fp32.ratio, 1.6, f"{fp32.ratio:.2f}x"),
-        ("int8 >= 3x naive", int8.ratio, 3.0, f"{int8.ratio:.2f}x"),
+        ("fp32 >= 1.6x the naive path as a user runs it", fp32.ratio, 1.6, f"{fp32.ratio:.2f}x"),
+        ("int8 >= 3x the naive path as a user runs it", int8.ratio, 3.0, f"{int8.ratio:.2f}x"),
         ("YOLO11n fp32 >= 70 % of peak", fp32.peak_share, 0.70, f"{fp32.peak_share:.1%}"),
     ]
     lines = []
@@ -86,9 +86,13 @@ def verdicts(m: Measured) -> str:
         verdict = "met" if value >= bar else f"MISSED by {(bar - value) / bar:.1%} of the bar"
         lines.append(f"- {name}: {verdict} ({shown})")
     tuned = m.row("naive, glibc").fps
+
+    def against(ratio: float, bar: float) -> str:
+        return f"{ratio:.2f}x ({'at or above' if ratio >= bar else 'below'} {bar:g}x)"
+
     lines.append(
-        f"- against the naive path with glibc's malloc tuned (a setting its users would have to know to make): "
-        f"fp32 {fp32.fps / tuned:.2f}x, int8 {int8.fps / tuned:.2f}x"
+        "- against the naive path with glibc's malloc tuned (a setting its users would have to know to make): "
+        f"fp32 {against(fp32.fps / tuned, 1.6)}, int8 {against(int8.fps / tuned, 3.0)}"
     )
     return "\n".join(lines)
 

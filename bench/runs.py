@@ -155,7 +155,7 @@ def _worker_throughput(model: str, shape: tuple[int, ...], threads: int, runs: i
     torch.set_num_threads(1)
     session = create_session(Path(model), intra_op_threads=threads)
     feed = {session.get_inputs()[0].name: np.random.default_rng(0).random(shape, np.float32)}
-    ready = threading.Barrier(concurrent + 1)
+    ready = threading.Barrier(concurrent + 1, timeout=300)  # a failed warm-up breaks it instead of hanging
 
     def loop() -> None:
         session.run(None, feed)

@@ -110,6 +110,7 @@ class MicroBatcher:
         self._closed = False
         self.stats = BatchStats()
         self._stats_lock = threading.Lock()
+        self._collecting = threading.Lock()
         if not detector.dynamic_batch and max_batch > 1:
             logger.info("model %s has a fixed batch axis: the batcher runs it frame by frame", detector.name)
         if autostart:
@@ -175,7 +176,6 @@ class MicroBatcher:
                 self._queue.put(_STOP, timeout=max(deadline - time.monotonic(), 0.001))
         except queue.Full:
             logger.warning("model %s: batcher queue still full at close", self._detector.name)
-            return
         for thread in alive:
             thread.join(timeout=max(deadline - time.monotonic(), 0.001))
         busy = sum(t.is_alive() for t in alive)
@@ -183,6 +183,19 @@ class MicroBatcher:
             logger.warning(
                 "model %s: %d batcher thread(s) still busy %.1f s after close", self.name, busy, self._close_timeout_s
             )
+        else:
+            self._fail_leftovers()
+
+    def _fail_leftovers(self) -> None:
+        """Fail what is still queued once every worker has stopped (a `submit` that raced `close`)."""
+        closed = RuntimeError(f"batcher for {self._detector.name} closed before this frame ran")
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, _Request) and not item.future.done():
+                item.future.set_exception(closed)
 
     def __enter__(self) -> MicroBatcher:
         return self
@@ -208,13 +221,21 @@ class MicroBatcher:
 
     def _loop(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            assert isinstance(item, _Request)
-            batch, stop = [item], False
+            # one worker at a time takes frames and fills its batch (otherwise the queue would hand every other
+            # frame to an idle worker and split batches); the runs themselves overlap
+            with self._collecting:
+                item = self._queue.get()
+                if item is _STOP:
+                    return
+                assert isinstance(item, _Request)
+                batch, stop = [item], False
+                try:
+                    stop = self._collect(batch)
+                except Exception as exc:  # the thread must outlive any failure, or its callers wait forever
+                    logger.exception("model %s: collecting a batch failed", self.name)
+                    self._fail(batch, exc)
+                    continue
             try:
-                stop = self._collect(batch)
                 self._run([r for r in batch if r.future.set_running_or_notify_cancel()])
             except Exception as exc:  # the thread must outlive any failure, or its callers wait forever
                 logger.exception("model %s: batch of %d failed", self.name, len(batch))

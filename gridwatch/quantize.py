@@ -174,6 +174,13 @@ def stem_space_to_depth(model: onnx.ModelProto) -> bool:
     return True
 
 
+def _per_tensor(graph: onnx.GraphProto, quant: onnx.NodeProto) -> bool:
+    """Whether a QuantizeLinear's scale and zero point are constant scalars (one scale for the whole tensor)."""
+    init = {t.name: t for t in graph.initializer}
+    params = [init.get(name) for name in quant.input[1:3]]
+    return len(params) == 2 and all(t is not None and not t.dims for t in params)
+
+
 def quantize_at_input(model: onnx.ModelProto) -> bool:
     """input -> layout ops (a SpaceToDepth stem, YOLOX's Focus as SpaceToDepth + channel Gather) ->
     QuantizeLinear becomes input -> QuantizeLinear -> the same layout ops: the same bytes, with the layout
@@ -191,12 +198,12 @@ def quantize_at_input(model: onnx.ModelProto) -> bool:
         chain.append(users[0])
         tensor = users[0].output[0]
     quant = users[0] if len(users) == 1 and users[0].op_type == "QuantizeLinear" else None
-    if not chain or quant is None or quant.input[0] != tensor:
-        return False
+    if not chain or quant is None or quant.input[0] != tensor or not _per_tensor(graph, quant):
+        return False  # a per-channel scale would land on other channels once the layout ops follow it
     quantized = quant.output[0]
     quant.input[0], quant.output[0] = graph.input[0].name, f"{quantized}_at_input"
     chain[0].input[0] = quant.output[0]
-    moved = {c.output[0] for c in chain[:-1]} | {quantized}
+    moved = {c.output[0] for c in chain} | {quantized}
     chain[-1].output[0] = quantized
     nodes = [n for n in graph.node if n is not quant]
     nodes.insert(nodes.index(chain[0]), quant)

@@ -186,11 +186,27 @@ def build_detector(settings: Settings) -> Detector:
     return Detector(session, manifest, conf_threshold=det.conf_threshold, nms_iou=det.nms_iou)
 
 
+def inference_workers(settings: Settings, providers: list[str]) -> int:
+    """Concurrent inference runs: as set, or one per usable core on CPU / 2 on a GPU. Each patrol worker waits
+    for its own frame's inference, so more runs than `patrol.max_in_flight` could never all be busy."""
+    det, in_flight = settings.detector, settings.patrol.max_in_flight
+    if det.inference_workers is None:
+        return min(default_workers(providers, det.intra_op_threads, usable_cores()), in_flight)
+    if det.inference_workers > in_flight:
+        logger.warning(
+            "detector.inference_workers %d > patrol.max_in_flight %d: at most %d inferences can run at once",
+            det.inference_workers,
+            in_flight,
+            in_flight,
+        )
+    return det.inference_workers
+
+
 def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
     cameras = load_cameras(config_dir / "cameras.yaml")
     detector = build_detector(settings)
     det = settings.detector
-    workers = det.inference_workers or default_workers(detector.providers, det.intra_op_threads, usable_cores())
+    workers = inference_workers(settings, detector.providers)
     batcher = MicroBatcher(
         detector, max_batch=det.max_batch, max_wait_ms=det.max_wait_ms, max_queue=det.max_queue, workers=workers
     )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -218,3 +219,25 @@ def test_many_workers_give_every_caller_its_own_result(
 def test_workers_must_be_at_least_one(yolox: Detector) -> None:
     with pytest.raises(ValueError, match="workers >= 1"):
         MicroBatcher(yolox, workers=0)
+
+
+def test_two_workers_still_fill_one_batch(yolo11n: Detector, bus: Image) -> None:
+    with MicroBatcher(yolo11n, max_batch=4, max_wait_ms=5_000, workers=2) as batcher:
+        futures = []
+        for _ in range(4):  # frames arriving one by one while both workers are idle
+            futures.append(batcher.submit(bus))
+            time.sleep(0.05)
+        results = [f.result(timeout=RESULT_WAIT_S) for f in futures]
+
+    assert (batcher.stats.batches, batcher.stats.frames) == (1, 4)
+    assert all(len(r) == len(results[0]) for r in results)
+
+
+def test_frames_left_at_close_fail_instead_of_waiting_forever(yolox: Detector, bus: Image) -> None:
+    batcher = MicroBatcher(yolox, autostart=False)
+    pending = batcher.submit(bus)
+
+    batcher.close()
+
+    with pytest.raises(RuntimeError, match="closed before this frame ran"):
+        pending.result(timeout=RESULT_WAIT_S)

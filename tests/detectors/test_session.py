@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import onnxruntime
 import pytest
 
 from core.errors import ModelError
-from detectors.session import CPU, choose_providers, create_session, default_workers
+from detectors.session import CPU, cgroup_cpu_limit, choose_providers, create_session, default_workers, usable_cores
 
 CUDA = "CUDAExecutionProvider"
 
@@ -72,3 +73,23 @@ def test_a_file_that_is_not_onnx(tmp_path: Path) -> None:
 )
 def test_default_workers(providers: list[str], threads: int, cores: int, workers: int) -> None:
     assert default_workers(providers, threads, cores) == workers
+
+
+@pytest.mark.parametrize(
+    ("text", "limit"),
+    [("max 100000\n", None), ("200000 100000\n", 2), ("150000 100000\n", 2), ("50000 100000\n", 1), ("junk", None)],
+)
+def test_cgroup_cpu_quota_is_read_in_whole_cpus(tmp_path: Path, text: str, limit: int | None) -> None:
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text(text)
+
+    assert cgroup_cpu_limit(cpu_max) == limit
+    assert cgroup_cpu_limit(tmp_path / "missing") is None
+
+
+def test_usable_cores_are_capped_by_the_quota(tmp_path: Path) -> None:
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text("100000 100000\n")
+
+    assert usable_cores(cpu_max) == 1
+    assert usable_cores(tmp_path / "missing") == len(os.sched_getaffinity(0))

@@ -129,5 +129,5 @@ def test_patrol_finds_people_on_the_walkway_and_keeps_going_past_a_dead_camera(r
 
     # and: on CPU, one concurrent inference run per core by default, every live visit's frame inferred
     inference = health["inference"]
-    assert inference["workers"] == usable_cores()  # type: ignore[index]
+    assert inference["workers"] == min(usable_cores(), 3)  # type: ignore[index]  # 3: max_in_flight
     assert inference["frames"] >= states["cam-0"]["visits"] + states["cam-1"]["visits"] - 2  # type: ignore[index]

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigError
-from gridwatch.runtime import RulesHolder, load_settings
+from core.settings import Settings
+from detectors.session import usable_cores
+from gridwatch.runtime import RulesHolder, inference_workers, load_settings
 
 LABELS = ["person", "bicycle", "car"]
 RULE = """\
@@ -101,3 +103,18 @@ def test_a_bad_environment_value_is_reported_at_its_variable(tmp_path: Path, mon
 def test_a_bad_port_flag_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--port: Input should be less than or equal to 65535"):
         load_settings(tmp_path, port=70000)
+
+
+def test_inference_workers_default_to_the_cores_but_never_beyond_the_visits_in_flight(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cpu = ["CPUExecutionProvider"]
+
+    assert inference_workers(Settings(patrol={"max_in_flight": 64}), cpu) == usable_cores()
+    assert inference_workers(Settings(patrol={"max_in_flight": 1}), cpu) == 1
+    assert inference_workers(Settings(patrol={"max_in_flight": 64}), ["CUDAExecutionProvider", *cpu]) == 2
+    assert not caplog.records
+
+    explicit = Settings(detector={"inference_workers": 4}, patrol={"max_in_flight": 2})
+    assert inference_workers(explicit, cpu) == 4
+    assert "at most 2 inferences can run at once" in caplog.text
