@@ -12,7 +12,9 @@ import hashlib
 import hmac
 import logging
 import secrets
+import threading
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -29,6 +31,8 @@ SESSION_VERSION = "v1"
 MAX_CREDENTIAL_LEN = 2048  # longer header or cookie values are refused before any hashing or parsing
 DEFAULT_SESSION_TTL_S = 12 * 3600
 FINGERPRINT_LEN = 16
+DEFAULT_MAX_FAILURES = 10  # failed credential checks per client address within the window, then 429
+DEFAULT_FAILURE_WINDOW_S = 60.0
 
 Via = Literal["token", "session", "anonymous"]
 
@@ -61,6 +65,50 @@ class SessionClaims(BaseModel):
     fp: str = Field(default="", pattern=r"^[0-9a-f]{0,16}$")  # the token's fingerprint; "" matches none
 
 
+class FailureLimiter:
+    """Failed credential checks per client address: after `max_failures` within `window_s`, that client is
+    refused until its oldest failure leaves the window. Thread-safe; at most `max_clients` addresses are
+    tracked (the least recently failing is forgotten first), so a flood of addresses cannot exhaust memory."""
+
+    def __init__(
+        self,
+        max_failures: int = DEFAULT_MAX_FAILURES,
+        window_s: float = DEFAULT_FAILURE_WINDOW_S,
+        max_clients: int = 10_000,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_failures, self.window_s, self.max_clients, self._now = max_failures, window_s, max_clients, now
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def retry_after(self, client: str) -> float:
+        """Seconds until `client` may try again; 0 when it may now."""
+        with self._lock:
+            times = self._recent(client)
+            if len(times) < self.max_failures:
+                return 0.0
+            return max(times[0] + self.window_s - self._now(), 0.001)
+
+    def failed(self, client: str) -> None:
+        """Record one failed check by `client`."""
+        with self._lock:
+            times = self._recent(client)
+            times.append(self._now())
+            self._failures[client] = times
+            self._failures.move_to_end(client)
+            while len(self._failures) > self.max_clients:
+                self._failures.popitem(last=False)
+
+    def _recent(self, client: str) -> deque[float]:
+        times = self._failures.get(client, deque())
+        horizon = self._now() - self.window_s
+        while times and times[0] <= horizon:
+            times.popleft()
+        if not times:
+            self._failures.pop(client, None)
+        return times
+
+
 @dataclass(frozen=True, slots=True)
 class AuthConfig:
     """The configured tokens and the session key. No tokens: authentication is off, every caller is `ANONYMOUS`."""
@@ -69,6 +117,7 @@ class AuthConfig:
     session_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     session_ttl_s: int = DEFAULT_SESSION_TTL_S
     now: Callable[[], float] = time.time
+    limiter: FailureLimiter = field(default_factory=FailureLimiter, repr=False)
 
     @classmethod
     def from_settings(cls, api: ApiSettings) -> AuthConfig:
@@ -79,7 +128,8 @@ class AuthConfig:
             logger.warning("API authentication OFF on %s (api.allow_anonymous): anyone may read all", api.host)
         else:
             logger.info("API authentication on: %d tokens", len(api.tokens))
-        return cls(tokens=tuple(api.tokens), session_key=key, session_ttl_s=api.session_ttl_s)
+        limiter = FailureLimiter(api.max_failed_auth, api.failed_auth_window_s)
+        return cls(tokens=tuple(api.tokens), session_key=key, session_ttl_s=api.session_ttl_s, limiter=limiter)
 
     @property
     def enabled(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -86,16 +87,29 @@ def authenticate(request: Request, deps: DepsDep, bearer: BearerDep, cookie: Coo
     auth = deps.auth
     if not auth.enabled:
         return ANONYMOUS
+    client = _client(request)
+    # only bearer secrets can be guessed (a session cookie is HMAC-signed): only they count and are held back,
+    # so an expired cookie's burst of 401s never locks its owner out of signing in again
+    presented = request.headers.get("authorization") is not None
+    wait = auth.limiter.retry_after(client) if presented else 0.0
+    if wait > 0:
+        logger.warning("auth: %s refused for %.0f s more after repeated failed credentials", client, wait)
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail="too many failed sign-ins from this address: try again later",
+            headers={"Retry-After": str(math.ceil(wait))},
+        )
     if request.headers.get("authorization") is not None:
         principal = auth.check_token(bearer.credentials) if bearer is not None else None
         if principal is None:
-            logger.info("auth: invalid bearer token from %s for %s", _client(request), request.url.path)
+            auth.limiter.failed(client)
+            logger.info("auth: invalid bearer token from %s for %s", client, request.url.path)
             raise unauthorized("invalid bearer token", error="invalid_token")
         return principal
     if cookie is not None and request.method in COOKIE_METHODS:
         principal = auth.check_session(cookie)
         if principal is None:
-            logger.info("auth: invalid or expired session from %s for %s", _client(request), request.url.path)
+            logger.info("auth: invalid or expired session from %s for %s", client, request.url.path)
             raise unauthorized("session invalid or expired: sign in again", error="invalid_token")
         return principal
     raise unauthorized("authentication required: Authorization: Bearer <token>")

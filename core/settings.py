@@ -88,6 +88,9 @@ class ApiSettings(BaseModel):
     session_secret: SecretStr | None = None
     session_ttl_s: int = Field(default=12 * 3600, ge=60, le=7 * 24 * 3600)
     allow_anonymous: bool = False
+    # failed credential checks per client address within the window before it is refused (429) for a while
+    max_failed_auth: int = Field(default=10, ge=1, le=10_000)
+    failed_auth_window_s: float = Field(default=60.0, gt=0, le=86_400)
 
     @field_validator("session_secret")
     @classmethod

@@ -23,6 +23,7 @@
       signout: "退出登录", signinTitle: "登录告警墙", tokenLabel: "访问令牌", signinButton: "登录",
       signinHint: "请输入管理员分配的访问令牌。令牌只用于本次登录，不会保存在页面中。",
       badToken: "令牌无效，请重试。", signinFailed: "登录失败，请稍后重试。",
+      tooManyTries: "错误次数过多，请稍后再试。",
     },
     en: {
       title: "Patrol Alert Wall", connecting: "Connecting", live: "Live", offline: "Offline, reconnecting",
@@ -34,6 +35,7 @@
       signout: "Sign out", signinTitle: "Sign in to the alert wall", tokenLabel: "Access token", signinButton: "Sign in",
       signinHint: "Paste the access token your administrator gave you. It is used once to sign in and not kept by the page.",
       badToken: "That token is not valid. Try again.", signinFailed: "Signing in failed. Try again later.",
+      tooManyTries: "Too many wrong tokens from this address. Wait a minute, then try again.",
     },
   };
 
@@ -285,6 +287,8 @@
         outcome = null;
       } else if (response.status === 401) {
         outcome = "badToken";
+      } else if (response.status === 429) {
+        outcome = "tooManyTries";
       }
     } catch (err) {
       console.warn("gridwatch: signing in failed", err);

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.auth import ROLES, SESSION_COOKIE, SessionClaims, decode_session, encode_session
+from api.auth import ROLES, SESSION_COOKIE, FailureLimiter, SessionClaims, decode_session, encode_session
 from api.deps import AdminDep, OperatorDep
 from api.models import SessionPublic
 from core.settings import ApiRole
@@ -330,3 +330,36 @@ def test_secrets_never_reach_logs_or_answers(
         for response in responses:
             assert secret not in response.text
             assert secret not in str(response.headers)
+
+
+def test_repeated_wrong_tokens_are_held_back_then_let_through_again(parts: Parts) -> None:
+    clock = [1000.0]
+    limiter = FailureLimiter(max_failures=3, window_s=60, now=lambda: clock[0])
+    auth = dataclasses.replace(make_auth(), limiter=limiter)
+    client = TestClient(create_app(dataclasses.replace(parts.deps, auth=auth)))
+    wrong = {"Authorization": "Bearer not-a-configured-token"}
+
+    codes = [client.get("/api/v1/events", headers=wrong).status_code for _ in range(3)]
+    held = client.get("/api/v1/events", headers=bearer("viewer"))  # even the right token waits its turn
+
+    assert codes == [401, 401, 401]
+    assert held.status_code == 429 and 1 <= int(held.headers["retry-after"]) <= 60
+    assert client.get("/api/v1/events").status_code == 401  # no credentials: a plain 401, nothing counted
+    clock[0] += 61
+    assert client.get("/api/v1/events", headers=bearer("viewer")).status_code == 200
+
+
+def test_bad_session_cookies_do_not_lock_their_owner_out(secured: TestClient) -> None:
+    secured.cookies.set(SESSION_COOKIE, "v1.bad.cookie")
+    assert all(secured.get("/api/v1/events").status_code == 401 for _ in range(20))
+
+    assert secured.post("/api/v1/session", headers=bearer("viewer")).status_code == 200
+
+
+def test_the_limiter_forgets_the_oldest_clients_first() -> None:
+    limiter = FailureLimiter(max_failures=1, window_s=60, max_clients=2)
+    for client in ("a", "b", "c"):
+        limiter.failed(client)
+
+    assert limiter.retry_after("a") == 0.0  # forgotten: the memory per address is bounded
+    assert limiter.retry_after("b") > 0 and limiter.retry_after("c") > 0

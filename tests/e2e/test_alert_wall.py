@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from ulid import ULID
 
 from api.app import ApiDeps, create_app
-from api.auth import AuthConfig
+from api.auth import AuthConfig, FailureLimiter
 from core.events import Event
 from core.settings import ApiToken
 from core.types import Detections
@@ -210,3 +210,26 @@ def test_wall_asks_for_a_token_then_shows_stored_and_live_events(
     assert page.evaluate("fetch('/api/v1/events').then(r => r.status)") == 401
     assert [e for e in errors if not UNAUTHORIZED.search(e)] == []
     page.close()
+
+
+@pytest.mark.slow
+def test_wall_says_to_wait_after_too_many_wrong_tokens(browser: Browser, tmp_path: Path) -> None:
+    token = ApiToken(name="wall-1", role="viewer", sha256=hashlib.sha256(VIEWER_TOKEN.encode()).hexdigest())
+    auth = dataclasses.replace(AuthConfig(), tokens=(token,), limiter=FailureLimiter(max_failures=2, window_s=600))
+    for url, _ in serve_wall(tmp_path, auth):
+        page, errors = open_wall(browser, url)
+        page.locator("#lang").click()  # English
+        for _ in range(2):
+            page.locator("#token").fill("not-the-token")
+            page.locator("#signin-submit").click()
+            expect(page.locator("#signin-error")).to_contain_text("not valid")
+
+        # when: a third try comes, even with the right token
+        page.locator("#token").fill(VIEWER_TOKEN)
+        page.locator("#signin-submit").click()
+
+        # then: the page says to wait, and stays signed out
+        expect(page.locator("#signin-error")).to_contain_text("Too many wrong tokens")
+        expect(page.locator("#wall")).to_be_hidden()
+        assert [e for e in errors if not (UNAUTHORIZED.search(e) or "429" in e)] == []
+        page.close()
