@@ -57,6 +57,20 @@ def ssd(ssd_path: Path, ssd_manifest: ModelManifest) -> Detector:
     return Detector(create_session(ssd_path), ssd_manifest)
 
 
+REFERENCE_PICTURES = ["bus", "zidane", "footage 0", "footage 300", "footage 700"]
+
+
+@pytest.fixture
+def picture(request: pytest.FixtureRequest, bus: Image, zidane: Image, footage_path: Path) -> Image:
+    """The picture the test's (indirect) parameter names: "bus", "zidane" or "footage N" (frame N)."""
+    name = str(request.param)
+    if name == "bus":
+        return bus
+    if name == "zidane":
+        return zidane
+    return decode_frame(footage_path, int(name.split()[1]))
+
+
 @pytest.fixture(scope="session")
 def bus(bus_jpg: Path) -> Image:
     return read_bgr(bus_jpg)

@@ -22,3 +22,9 @@ def unpaired(some: Detections, other: Detections, cap: int | None = None) -> lis
     capped = cap is not None and len(some) == cap
     floor = min(some.confidence.min(), other.confidence.min()) + SCORE if capped else -1.0
     return [i for i in range(len(some)) if not close[i].any() and some.confidence[i] > floor]
+
+
+def assert_same_detections(want: Detections, got: Detections, cap: int | None = None) -> None:
+    """As many boxes, and every box of each side paired with one of the other (see `unpaired`)."""
+    assert len(got) == len(want)
+    assert unpaired(want, got, cap) == [] and unpaired(got, want, cap) == []

@@ -12,8 +12,8 @@ from detectors.detector import Detector
 from detectors.manifest import ModelManifest
 from detectors.session import create_session
 from detectors.ssd import raw_to_label_index
-from tests.detectors.conftest import decode_frame, labelled
-from tests.detectors.matching import unpaired
+from tests.detectors.conftest import REFERENCE_PICTURES, labelled
+from tests.detectors.matching import assert_same_detections
 
 
 def test_raw_ids_with_gaps_map_to_label_indices() -> None:
@@ -70,19 +70,16 @@ def ssd_reference(session: onnxruntime.InferenceSession, image: Image, manifest:
     )
 
 
-@pytest.mark.parametrize("picture", ["bus", "zidane", "footage 0", "footage 300", "footage 700"])
+@pytest.mark.parametrize("picture", REFERENCE_PICTURES, indirect=True)
 def test_decoding_agrees_with_the_graphs_own_detections(
-    picture: str, ssd_path: Path, ssd_manifest: ModelManifest, bus: Image, zidane: Image, footage_path: Path
+    picture: Image, ssd_path: Path, ssd_manifest: ModelManifest
 ) -> None:
-    pictures = {"bus": lambda: bus, "zidane": lambda: zidane}
-    image = pictures[picture]() if picture in pictures else decode_frame(footage_path, int(picture.split()[1]))
     session = create_session(ssd_path)
     # the graph already ran its NMS; ours on top is switched off to compare decoding alone
     ours = Detector(session, ssd_manifest, conf_threshold=0.35, nms_iou=0.999)
-    want = ssd_reference(session, image, ssd_manifest)
+    want = ssd_reference(session, picture, ssd_manifest)
 
-    got = ours.detect(image)
+    got = ours.detect(picture)
 
     assert len(want) >= 1, "the picture should give boxes to compare"
-    assert len(got) == len(want)
-    assert unpaired(want, got) == [] and unpaired(got, want) == []
+    assert_same_detections(want, got)

@@ -16,8 +16,8 @@ from detectors.session import create_session
 from detectors.ultralytics import MAX_DET, letterbox_centred
 from gridwatch.export import export_onnx, rewrite_for_cpu
 from gridwatch.modelstore import sha256_file
-from tests.detectors.conftest import decode_frame
-from tests.detectors.matching import unpaired
+from tests.detectors.conftest import REFERENCE_PICTURES
+from tests.detectors.matching import assert_same_detections
 
 
 @pytest.mark.parametrize(
@@ -101,26 +101,17 @@ def reference(model: Path, image: Image) -> Detections:
     )
 
 
-@pytest.mark.parametrize("picture", ["bus", "zidane", "footage 0", "footage 300"])
-def test_decoding_agrees_with_ultralytics_predict(
-    picture: str,
-    yolo11n_export: tuple[Path, Path],
-    bus: Image,
-    zidane: Image,
-    footage_path: Path,
-) -> None:
-    pictures = {"bus": lambda: bus, "zidane": lambda: zidane}
-    image = pictures[picture]() if picture in pictures else decode_frame(footage_path, int(picture.split()[1]))
+@pytest.mark.parametrize("picture", REFERENCE_PICTURES, indirect=True)
+def test_decoding_agrees_with_ultralytics_predict(picture: Image, yolo11n_export: tuple[Path, Path]) -> None:
     models_dir = yolo11n_export[1]
     manifest = load_manifest(models_dir / "yolo11n.yaml")
     ours = Detector(create_session(models_dir / manifest.file), manifest, conf_threshold=LOW_CONF, nms_iou=0.7)
-    want = reference(models_dir / manifest.file, image)
+    want = reference(models_dir / manifest.file, picture)
 
-    got = ours.detect(image)
+    got = ours.detect(picture)
 
     assert len(want) >= 3, "the test model should give several boxes to compare"
-    assert len(got) == len(want)
-    assert unpaired(want, got, MAX_DET) == [] and unpaired(got, want, MAX_DET) == []
+    assert_same_detections(want, got, MAX_DET)
 
 
 def test_dynamic_batch_runs_once_and_equals_one_by_one(yolo11n: Detector, bus: Image, zidane: Image) -> None:

@@ -12,8 +12,8 @@ from detectors.detector import Detector
 from detectors.manifest import ModelManifest
 from detectors.session import create_session
 from detectors.yolox import make_grids
-from tests.detectors.conftest import decode_frame, labelled
-from tests.detectors.matching import unpaired
+from tests.detectors.conftest import REFERENCE_PICTURES, labelled
+from tests.detectors.matching import assert_same_detections
 
 
 def test_grids_cover_strides_8_16_32_in_row_order() -> None:
@@ -140,18 +140,15 @@ def yolox_reference(session: onnxruntime.InferenceSession, image: Image, conf: f
     return Detections(xyxy=xyxy, confidence=score[kept].astype(np.float32), class_id=cls[kept].astype(np.int64))
 
 
-@pytest.mark.parametrize("picture", ["bus", "zidane", "footage 0", "footage 300", "footage 700"])
+@pytest.mark.parametrize("picture", REFERENCE_PICTURES, indirect=True)
 def test_decoding_agrees_with_yolox_reference_decoding(
-    picture: str, yolox_path: Path, yolox_manifest: ModelManifest, bus: Image, zidane: Image, footage_path: Path
+    picture: Image, yolox_path: Path, yolox_manifest: ModelManifest
 ) -> None:
-    pictures = {"bus": lambda: bus, "zidane": lambda: zidane}
-    image = pictures[picture]() if picture in pictures else decode_frame(footage_path, int(picture.split()[1]))
     session = create_session(yolox_path)
     ours = Detector(session, yolox_manifest, conf_threshold=REFERENCE_CONF, nms_iou=0.45)
-    want = yolox_reference(session, image, REFERENCE_CONF, 0.45)
+    want = yolox_reference(session, picture, REFERENCE_CONF, 0.45)
 
-    got = ours.detect(image)
+    got = ours.detect(picture)
 
     assert len(want) >= 2, "the picture should give several boxes to compare"
-    assert len(got) == len(want)
-    assert unpaired(want, got) == [] and unpaired(got, want) == []
+    assert_same_detections(want, got)
