@@ -96,6 +96,10 @@ class Detector:
         """The execution providers the session runs on, preferred first."""
         return list(self._session.get_providers())
 
+    def with_conf_threshold(self, conf_threshold: float) -> Detector:
+        """The same model and session with another confidence threshold."""
+        return Detector(self._session, self._manifest, conf_threshold=conf_threshold, nms_iou=self._nms_iou)
+
     def detect(self, image: Image) -> Detections:
         """Detections on one BGR uint8 HxWx3 image, boxes in its pixels, best confidence first."""
         return self._run([image])[0]

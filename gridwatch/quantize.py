@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 MIN_OPSET = 13  # per-channel DequantizeLinear (its `axis`) needs opset 13
 MATCH_IOU = 0.5
+CONF = 0.35  # the detector's default confidence threshold, at which the agreement is judged
+NEAR_MARGIN = 0.1  # a missed box int8 scores within this below CONF counts as "just below the threshold"
 # ops whose QDQ pair ONNX Runtime drops (they run on the uint8 data): their input and output share one scale
 SAME_SCALE_OPS = {"Resize", "MaxPool", "Split", "Reshape", "Transpose", "Slice", "Flatten", "Squeeze", "Unsqueeze"}
 # ops whose inputs and output get one scale, so ONNX Runtime's QLinearConcat / QLinearAdd copy or add
@@ -398,15 +400,17 @@ class Agreement:
     matched: int
     missed: int
     extra: int
+    near: int | None = None  # of the missed: found by int8 with a score less than NEAR_MARGIN below the threshold
 
     @property
     def match_rate(self) -> float:
         return self.matched / self.reference if self.reference else 1.0
 
     def summary(self) -> str:
+        near = "" if self.near is None else f" ({self.near} of them just below the threshold in int8)"
         return (
             f"{self.frames} frames, {self.reference} fp32 boxes: {self.matched} matched "
-            f"({self.match_rate:.1%}), {self.missed} missed, {self.extra} extra (IoU >= {MATCH_IOU}, same class)"
+            f"({self.match_rate:.1%}), {self.missed} missed{near}, {self.extra} extra (IoU >= {MATCH_IOU}, same class)"
         )
 
 
@@ -426,16 +430,21 @@ def match_count(reference: Detections, candidate: Detections, min_iou: float = M
         overlap[:, c] = 0
 
 
-def agreement(reference: Detector, candidate: Detector, images: Sequence[Image]) -> Agreement:
-    """How well `candidate` (int8) reproduces `reference` (fp32) on `images`."""
-    total = matched = extra = 0
+def agreement(
+    reference: Detector, candidate: Detector, images: Sequence[Image], below: Detector | None = None
+) -> Agreement:
+    """How well `candidate` (int8) reproduces `reference` (fp32) on `images`. With `below` (the int8 model at
+    a lower confidence threshold), also how many missed boxes int8 found with a score just under the bar."""
+    total = matched = extra = near = 0
     for image in images:
         want, got = reference.detect(image), candidate.detect(image)
         hits = match_count(want, got)
         total += len(want)
         matched += hits
         extra += len(got) - hits
-    return Agreement(len(images), total, matched, total - matched, extra)
+        if below is not None:
+            near += max(match_count(want, below.detect(image)) - hits, 0)
+    return Agreement(len(images), total, matched, total - matched, extra, near if below is not None else None)
 
 
 def agreement_report(models_dir: Path, fp32_name: str, int8_name: str, footage: Path, frames: int = 50) -> str:
@@ -443,6 +452,7 @@ def agreement_report(models_dir: Path, fp32_name: str, int8_name: str, footage: 
     detectors = []
     for name in (fp32_name, int8_name):
         manifest, weights = resolve_model(models_dir, name)
-        detectors.append(Detector(create_session(weights), manifest))
-    result = agreement(detectors[0], detectors[1], read_frames(footage, frames, step=15))
+        detectors.append(Detector(create_session(weights), manifest, conf_threshold=CONF))
+    below = detectors[1].with_conf_threshold(CONF - NEAR_MARGIN)
+    result = agreement(detectors[0], detectors[1], read_frames(footage, frames, step=15), below)
     return f"agreement of {int8_name} with {fp32_name} on {footage.name}: {result.summary()}"
