@@ -51,11 +51,21 @@ def _cmd_models_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fp32_convs(value: str) -> str:
+    if value == "auto" or (value.isdigit() and int(value) <= 64):
+        return value
+    raise argparse.ArgumentTypeError(f"expected auto or a number of convs 0-64, got {value!r}")
+
+
 def _cmd_models_quantize(args: argparse.Namespace) -> int:
     # needs the onnx package (export extra): loaded only by this command
-    from gridwatch.quantize import agreement_report, quantize_model
+    from gridwatch.agreement import agreement_report
+    from gridwatch.quantize import quantize_model
 
-    manifest, path = quantize_model(args.models_dir, args.name, args.calibration, args.frames)
+    fp32_convs = None if args.fp32_convs == "auto" else int(args.fp32_convs)
+    manifest, path, lines = quantize_model(args.models_dir, args.name, args.calibration, args.frames, fp32_convs)
+    for line in lines:
+        print(line)
     print(f"{manifest.name}: {path}")
     print(agreement_report(args.models_dir, args.name, manifest.name, args.report_on or args.calibration))
     return 0
@@ -119,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     quant.add_argument("--calibration", type=Path, required=True, help="directory of images or a video")
     quant.add_argument("--frames", type=int, default=32, help="calibration frames")
     quant.add_argument("--report-on", type=Path, default=None, help="footage for the agreement report")
+    quant.add_argument(
+        "--fp32-convs",
+        default="auto",
+        type=_fp32_convs,
+        help="leading convs kept in fp32: a number, or auto (the fewest that keep 97%% of the fp32 boxes)",
+    )
     quant.add_argument("--models-dir", type=Path, default=Path("models"))
     quant.set_defaults(func=_cmd_models_quantize)
 

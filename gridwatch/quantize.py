@@ -6,9 +6,11 @@ graph optimisation); an ultralytics head's decoding (DFL, boxes, class sigmoid, 
 fp32. Two exact graph changes make it faster: a 3x3 stride-2 stem conv becomes SpaceToDepth on the uint8
 input + a 2x2 conv, and each Concat / Add shares one scale with its inputs (no requantising). The input is
 quantised with the scale of one pixel step (exact), so the int8 graph takes the uint8 pixels themselves
-(`input_dtype: uint8` in its manifest) and preprocessing skips the float conversion. Writes
-`models/NAME-int8.onnx` and its manifest, and reports the agreement with the fp32 model (boxes matched at
-IoU >= 0.5 with the same class, missed, extra).
+(`input_dtype: uint8` in its manifest) and preprocessing skips the float conversion. The first convs may
+stay fp32: by default the fewest (0-4) with which the int8 model keeps 97 % of the fp32 model's boxes on other
+frames of the calibration source (`choose_fp32_convs`). Writes `models/NAME-int8.onnx` and its manifest;
+`gridwatch.agreement` reports how far int8 agrees with fp32 (boxes matched at IoU >= 0.5 with the same class,
+missed, extra).
 Needs the `onnx` package (the `export` extra) besides onnxruntime.
 """
 
@@ -16,11 +18,9 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import onnx
 import onnxruntime
@@ -28,21 +28,20 @@ from onnx import helper, numpy_helper, version_converter
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quant_pre_process, quantize_static
 
 from core.errors import ModelError
-from core.types import Detections, Image
+from core.types import Image
 from detectors.detector import FAMILIES, Detector
 from detectors.family import ModelFamily
 from detectors.manifest import ModelManifest, dump_manifest, load_manifest
-from detectors.nms import iou
 from detectors.session import create_session
+from gridwatch.agreement import CONF, agreement, read_frames
 from gridwatch.modelstore import resolve_model, sha256_file
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 MIN_OPSET = 13  # per-channel DequantizeLinear (its `axis`) needs opset 13
-MATCH_IOU = 0.5
-CONF = 0.35  # the detector's default confidence threshold, at which the agreement is judged
-NEAR_MARGIN = 0.1  # a missed box int8 scores within this below CONF counts as "just below the threshold"
+AUTO_TARGET = 0.97  # share of the fp32 boxes the automatic choice of leading fp32 convs aims to match
+MAX_FP32_CONVS = 4
+EVAL_FRAMES = 30  # frames the automatic choice judges on (others than the calibration frames where it can)
 # ops whose QDQ pair ONNX Runtime drops (they run on the uint8 data): their input and output share one scale
 SAME_SCALE_OPS = {"Resize", "MaxPool", "Split", "Reshape", "Transpose", "Slice", "Flatten", "Squeeze", "Unsqueeze"}
 # ops whose inputs and output get one scale, so ONNX Runtime's QLinearConcat / QLinearAdd copy or add
@@ -52,38 +51,6 @@ SHARED_SCALE_OPS = {"Concat", "Add"}
 LAYOUT_OPS = {"SpaceToDepth", "Gather", "Transpose", "Reshape"}
 # one uint8 step of each family's float input: ultralytics takes 0-1 (x / 255), YOLOX 0-255
 INPUT_SCALE = {"ultralytics": 1 / 255, "yolox": 1.0}
-
-
-def _video_frames(path: Path, count: int, step: int) -> Iterator[Image]:
-    capture = cv2.VideoCapture(str(path))
-    try:
-        index = 0
-        yielded = 0
-        while yielded < count:
-            ok, frame = capture.read()
-            if not ok:
-                return
-            if index % step == 0:
-                yielded += 1
-                yield np.asarray(frame, dtype=np.uint8)
-            index += 1
-    finally:
-        capture.release()
-
-
-def read_frames(source: Path, count: int, step: int = 10) -> list[Image]:
-    """Up to `count` BGR frames: the images of a directory (sorted), or every `step`-th frame of a video."""
-    if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:count]
-        frames = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in files]
-        images = [np.asarray(f, dtype=np.uint8) for f in frames if f is not None]
-    elif source.is_file():
-        images = list(_video_frames(source, count, step))
-    else:
-        raise ModelError(f"{source}: calibration source missing (a directory of images or a video file)")
-    if not images:
-        raise ModelError(f"{source}: no readable frames for calibration")
-    return images
 
 
 class FrameReader(CalibrationDataReader):  # type: ignore[misc]
@@ -320,20 +287,36 @@ def share_scales(model: onnx.ModelProto) -> int:
     return changed
 
 
-def quantize_onnx(manifest: ModelManifest, fp32: Path, out: Path, images: Sequence[Image]) -> bool:
-    """Static QDQ int8 quantisation of `fp32` into `out`, calibrated on `images` (`float_nodes` stay fp32),
-    with the stem conv as SpaceToDepth + 2x2 conv where it applies, shared Concat / Add scales and, where the
-    family's input scale allows, uint8 pixels as the graph input. True when the input became uint8."""
+def leading_nodes(model_path: Path, convs: int) -> list[str]:
+    """The nodes before the graph's (`convs` + 1)-th Conv, in graph order: its first `convs` convs with their
+    activations and whatever runs between them."""
+    if convs <= 0:
+        return []
+    kept, seen = [], 0
+    for node in onnx.load(str(model_path)).graph.node:
+        if node.op_type == "Conv":
+            seen += 1
+            if seen > convs:
+                break
+        kept.append(node.name)
+    return kept
+
+
+def quantize_onnx(manifest: ModelManifest, fp32: Path, out: Path, images: Sequence[Image], fp32_convs: int = 0) -> bool:
+    """Static QDQ int8 quantisation of `fp32` into `out`, calibrated on `images`. `float_nodes` and the first
+    `fp32_convs` convs stay fp32; otherwise the stem conv becomes SpaceToDepth + 2x2 conv where it applies and
+    the graph takes uint8 pixels where the family's input scale allows. Concat / Add inputs share a scale.
+    True when the input became uint8."""
     family = FAMILIES[manifest.family](manifest)
     input_name = onnxruntime.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).get_inputs()[0].name
     with tempfile.TemporaryDirectory(prefix="gridwatch-quant-") as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(_at_least_opset(fp32, Path(tmp))), str(prepared), skip_symbolic_shape=True)
         model = onnx.load(str(prepared))
-        if stem_space_to_depth(model):
+        if fp32_convs == 0 and stem_space_to_depth(model):
             onnx.save(model, str(prepared))
-        excluded = float_nodes(manifest, prepared)
-        logger.info("%s: %d nodes kept in fp32", fp32.name, len(excluded))
+        excluded = float_nodes(manifest, prepared) + leading_nodes(prepared, fp32_convs)
+        logger.info("%s: %d nodes kept in fp32 (%d leading convs)", fp32.name, len(excluded), fp32_convs)
         quantize_static(
             str(prepared),
             str(out),
@@ -362,97 +345,68 @@ def quantize_onnx(manifest: ModelManifest, fp32: Path, out: Path, images: Sequen
     return as_uint8
 
 
-def quantize_model(models_dir: Path, name: str, calibration: Path, frames: int = 32) -> tuple[ModelManifest, Path]:
-    """Write `models_dir/{name}-int8.onnx` and `models_dir/{name}-int8.yaml`, calibrated on `frames` frames."""
+def _convs(count: int) -> str:
+    return f"{count} conv" if count == 1 else f"{count} convs"
+
+
+def _int8_manifest(manifest: ModelManifest, as_uint8: bool) -> ModelManifest:
+    return manifest.model_copy(update={"input_dtype": "uint8"}) if as_uint8 else manifest
+
+
+def choose_fp32_convs(
+    manifest: ModelManifest, fp32: Path, images: Sequence[Image], evaluation: Sequence[Image]
+) -> tuple[int, list[str]]:
+    """The fewest leading convs (0 to MAX_FP32_CONVS) to keep in fp32 so that the int8 model matches at least
+    AUTO_TARGET of the fp32 model's boxes on `evaluation`, or the best of them; and one line per try. Early
+    convs see the raw picture at full resolution, and in some models (YOLOX-nano's depthwise stem) their int8
+    error spreads through everything after them."""
+    reference = Detector(create_session(fp32), manifest, conf_threshold=CONF)
+    best_rate, best, lines = -1.0, 0, []
+    with tempfile.TemporaryDirectory(prefix="gridwatch-quant-try-") as tmp:
+        for convs in range(MAX_FP32_CONVS + 1):
+            trial = Path(tmp) / f"{convs}.onnx"
+            as_uint8 = quantize_onnx(manifest, fp32, trial, images, fp32_convs=convs)
+            candidate = Detector(create_session(trial), _int8_manifest(manifest, as_uint8), conf_threshold=CONF)
+            result = agreement(reference, candidate, evaluation)
+            lines.append(f"first {_convs(convs)} in fp32: {result.summary()}")
+            if result.match_rate >= AUTO_TARGET:
+                return convs, lines
+            if result.match_rate > best_rate:
+                best_rate, best = result.match_rate, convs
+    lines.append(f"none reached {AUTO_TARGET:.0%} matched: keeping the best, the first {_convs(best)} in fp32")
+    return best, lines
+
+
+def quantize_model(
+    models_dir: Path, name: str, calibration: Path, frames: int = 32, fp32_convs: int | None = None
+) -> tuple[ModelManifest, Path, list[str]]:
+    """Write `models_dir/{name}-int8.onnx` and `models_dir/{name}-int8.yaml`, calibrated on `frames` frames;
+    `fp32_convs` None chooses the leading fp32 convs by agreement on other frames of `calibration`. Returns the
+    manifest, the weights and the lines of that choice."""
     manifest, fp32 = resolve_model(models_dir, name)
     if manifest.family == "ssd":
         raise ModelError(f"model {name}: already int8 with NMS inside the graph; nothing to quantise")
     images = read_frames(calibration, frames)
+    lines: list[str] = []
+    if fp32_convs is None:
+        fp32_convs, lines = choose_fp32_convs(manifest, fp32, images, read_frames(calibration, EVAL_FRAMES, step=23))
     out_name = f"{name}-int8"
     out = models_dir / f"{Path(manifest.file).stem}-int8.onnx"
     logger.info("quantising %s on %d frames from %s", name, len(images), calibration)
-    as_uint8 = quantize_onnx(manifest, fp32, out, images)
-    quantized = manifest.model_copy(
+    as_uint8 = quantize_onnx(manifest, fp32, out, images, fp32_convs=fp32_convs)
+    quantized = _int8_manifest(manifest, as_uint8).model_copy(
         update={
-            "input_dtype": "uint8" if as_uint8 else manifest.input_dtype,
             "name": out_name,
             "version": f"{manifest.version}-int8-ort{onnxruntime.__version__}",
             "file": out.name,
             "sha256": sha256_file(out),
             "download_url": None,
-            "description": f"int8 QDQ (per-channel weights, uint8 activations) of {name}, ONNX Runtime static "
-            f"quantisation calibrated on {len(images)} frames of {calibration.name}. "
-            "Made locally by `gridwatch models quantize`.",
+            "description": f"int8 QDQ (per-channel weights, uint8 activations) of {name}, the first "
+            f"{_convs(fp32_convs)} kept in fp32, ONNX Runtime static quantisation calibrated on {len(images)} "
+            f"frames of {calibration.name}. Made locally by `gridwatch models quantize`.",
         }
     )
     manifest_path = models_dir / f"{out_name}.yaml"
     header = f"{out_name}: made by `gridwatch models quantize {name}`, weights never committed."
     manifest_path.write_text(dump_manifest(quantized, header), encoding="utf-8")
-    return load_manifest(manifest_path), out
-
-
-@dataclass(frozen=True, slots=True)
-class Agreement:
-    """fp32 boxes matched by an int8 box of the same class at IoU >= 0.5, fp32 boxes missed, int8 boxes extra."""
-
-    frames: int
-    reference: int
-    matched: int
-    missed: int
-    extra: int
-    near: int | None = None  # of the missed: found by int8 with a score less than NEAR_MARGIN below the threshold
-
-    @property
-    def match_rate(self) -> float:
-        return self.matched / self.reference if self.reference else 1.0
-
-    def summary(self) -> str:
-        near = "" if self.near is None else f" ({self.near} of them just below the threshold in int8)"
-        return (
-            f"{self.frames} frames, {self.reference} fp32 boxes: {self.matched} matched "
-            f"({self.match_rate:.1%}), {self.missed} missed{near}, {self.extra} extra (IoU >= {MATCH_IOU}, same class)"
-        )
-
-
-def match_count(reference: Detections, candidate: Detections, min_iou: float = MATCH_IOU) -> int:
-    """Greedy one-to-one matching, best IoU first, same class only."""
-    if not len(reference) or not len(candidate):
-        return 0
-    overlap = iou(reference.xyxy, candidate.xyxy)
-    overlap[reference.class_id[:, None] != candidate.class_id[None, :]] = 0
-    matched = 0
-    while True:
-        r, c = np.unravel_index(int(np.argmax(overlap)), overlap.shape)
-        if overlap[r, c] < min_iou:
-            return matched
-        matched += 1
-        overlap[r, :] = 0
-        overlap[:, c] = 0
-
-
-def agreement(
-    reference: Detector, candidate: Detector, images: Sequence[Image], below: Detector | None = None
-) -> Agreement:
-    """How well `candidate` (int8) reproduces `reference` (fp32) on `images`. With `below` (the int8 model at
-    a lower confidence threshold), also how many missed boxes int8 found with a score just under the bar."""
-    total = matched = extra = near = 0
-    for image in images:
-        want, got = reference.detect(image), candidate.detect(image)
-        hits = match_count(want, got)
-        total += len(want)
-        matched += hits
-        extra += len(got) - hits
-        if below is not None:
-            near += max(match_count(want, below.detect(image)) - hits, 0)
-    return Agreement(len(images), total, matched, total - matched, extra, near if below is not None else None)
-
-
-def agreement_report(models_dir: Path, fp32_name: str, int8_name: str, footage: Path, frames: int = 50) -> str:
-    """Agreement of `int8_name` with `fp32_name` on `frames` frames of `footage`, in one line."""
-    detectors = []
-    for name in (fp32_name, int8_name):
-        manifest, weights = resolve_model(models_dir, name)
-        detectors.append(Detector(create_session(weights), manifest, conf_threshold=CONF))
-    below = detectors[1].with_conf_threshold(CONF - NEAR_MARGIN)
-    result = agreement(detectors[0], detectors[1], read_frames(footage, frames, step=15), below)
-    return f"agreement of {int8_name} with {fp32_name} on {footage.name}: {result.summary()}"
+    return load_manifest(manifest_path), out, lines

@@ -14,16 +14,10 @@ from core.types import Detections
 from detectors.detector import FAMILIES, Detector
 from detectors.manifest import ModelManifest, load_manifest
 from detectors.session import create_session
+from gridwatch.agreement import agreement, match_count, read_frames
 from gridwatch.cli import main
 from gridwatch.modelstore import resolve_model, sha256_file
-from gridwatch.quantize import (
-    agreement,
-    float_nodes,
-    match_count,
-    quantize_onnx,
-    read_frames,
-    stem_space_to_depth,
-)
+from gridwatch.quantize import float_nodes, leading_nodes, quantize_onnx, stem_space_to_depth
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
@@ -69,10 +63,16 @@ def test_quantize_writes_weights_and_a_checked_manifest(quantized: tuple[Path, l
     models, lines = quantized
     manifest, weights = resolve_model(models, "yolox-nano-int8")
 
+    tries = [line for line in lines if line.startswith("first ")]
+
     assert weights.name == "yolox_nano-int8.onnx" and manifest.sha256 == sha256_file(weights)
     assert manifest.family == "yolox" and manifest.input_size == (416, 416) and manifest.download_url is None
-    assert lines[0].startswith("yolox-nano-int8: ")
-    assert "agreement of yolox-nano-int8 with yolox-nano on vtest_h264.mp4: 50 frames" in lines[1]
+    # all-int8 YOLOX-nano loses too many boxes, so the automatic choice keeps its first convs in fp32
+    assert tries[0].startswith("first 0 convs in fp32: 30 frames") and len(tries) >= 2
+    assert f"the first {len(tries) - 1} convs kept in fp32" in manifest.description
+    assert manifest.input_dtype == "float32"  # its first conv is fp32, so the input stays float
+    assert lines[len(tries)].startswith("yolox-nano-int8: ")
+    assert "agreement of yolox-nano-int8 with yolox-nano on vtest_h264.mp4: 50 frames" in lines[len(tries) + 1]
 
 
 def test_int8_agrees_with_fp32_on_the_footage(
@@ -81,14 +81,14 @@ def test_int8_agrees_with_fp32_on_the_footage(
     models, _ = quantized
     manifest, weights = resolve_model(models, "yolox-nano-int8")
     int8 = Detector(create_session(weights), manifest)
-    frames = read_frames(footage_path, 30, step=23)
+    frames = read_frames(footage_path, 30, step=29)  # others than the ones the automatic choice judged on
 
     result = agreement(yolox, int8, frames, below=int8.with_conf_threshold(0.25))
 
     assert result.near is not None and 0 <= result.near <= result.missed
     assert f"({result.near} of them just below the threshold in int8)" in result.summary()
     assert result.reference > 100
-    assert result.match_rate >= 0.8  # measured 85 % on 40 frames with 16 calibration frames
+    assert result.match_rate >= 0.9  # all-int8 matched 84 %, with its first two convs in fp32 about 98 %
     assert result.extra <= 0.1 * result.reference
 
 
@@ -178,15 +178,22 @@ def _input_dequantisers(model: onnx.ModelProto) -> list[onnx.NodeProto]:
     return found
 
 
-def test_int8_takes_the_uint8_pixels_at_their_exact_scale(quantized: tuple[Path, list[str]]) -> None:
-    models, _ = quantized
-    manifest, weights = resolve_model(models, "yolox-nano-int8")
+@pytest.fixture(scope="module")
+def all_int8(tmp_path_factory: pytest.TempPathFactory, yolox_path: Path, footage_path: Path) -> tuple[Path, bool]:
+    """YOLOX-nano with every conv in int8: the weights and whether its input became uint8."""
+    out = tmp_path_factory.mktemp("int8") / "yolox_nano-int8.onnx"
+    manifest = load_manifest(MODELS_DIR / "yolox-nano.yaml")
+    return out, quantize_onnx(manifest, yolox_path, out, read_frames(footage_path, 8), fp32_convs=0)
+
+
+def test_int8_takes_the_uint8_pixels_at_their_exact_scale(all_int8: tuple[Path, bool]) -> None:
+    weights, as_uint8 = all_int8
     model = onnx.load(str(weights))
     init = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
 
     dequantisers = _input_dequantisers(model)
 
-    assert manifest.input_dtype == "uint8"
+    assert as_uint8
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert "QuantizeLinear" not in {n.op_type for n in model.graph.node if model.graph.input[0].name in n.input}
     assert dequantisers  # after YOLOX's Focus: pixel value v reads as exactly v, as the fp32 model saw it
@@ -194,10 +201,21 @@ def test_int8_takes_the_uint8_pixels_at_their_exact_scale(quantized: tuple[Path,
 
 
 def test_an_int8_graph_with_the_fp32_manifest_is_refused(
-    quantized: tuple[Path, list[str]], yolox_manifest: ModelManifest
+    all_int8: tuple[Path, bool], yolox_manifest: ModelManifest
 ) -> None:
-    models, _ = quantized
-    _, weights = resolve_model(models, "yolox-nano-int8")
+    weights, _ = all_int8
 
     with pytest.raises(ModelError, match="graph input is uint8, the manifest feeds it float32"):
         Detector(create_session(weights), yolox_manifest)
+
+
+def test_leading_nodes_stop_before_the_next_conv(yolox_path: Path) -> None:
+    nodes = list(onnx.load(str(yolox_path)).graph.node)
+    ops = {n.name: n.op_type for n in nodes}
+
+    kept = leading_nodes(yolox_path, 2)
+
+    assert [ops[name] for name in kept].count("Conv") == 2
+    assert kept == [n.name for n in nodes[: len(kept)]]
+    assert nodes[len(kept)].op_type == "Conv"
+    assert leading_nodes(yolox_path, 0) == []
