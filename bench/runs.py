@@ -183,6 +183,18 @@ def layout_throughput(
     return processes * concurrent * runs * shape[0] / elapsed
 
 
+def layout_medians(
+    model: Path, shape: tuple[int, ...], layouts: Mapping[str, tuple[int, int, int]], repeats: int = 3, runs: int = 12
+) -> dict[str, float]:
+    """Median images/s of each layout (processes, intra-op threads, concurrent runs per process) over `repeats`
+    interleaved rounds, so a burst of load from elsewhere on the machine does not decide a comparison."""
+    rates: dict[str, list[float]] = {name: [] for name in layouts}
+    for _ in range(repeats):
+        for name, (processes, threads, concurrent) in layouts.items():
+            rates[name].append(layout_throughput(model, shape, processes, threads, runs, concurrent))
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
 def single_thread_setup() -> str:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
