@@ -90,8 +90,8 @@ def authenticate(request: Request, deps: DepsDep, bearer: BearerDep, cookie: Coo
     client = _client(request)
     # only bearer secrets can be guessed (a session cookie is HMAC-signed): only they count and are held back,
     # so an expired cookie's burst of 401s never locks its owner out of signing in again
-    presented = request.headers.get("authorization") is not None
-    wait = auth.limiter.retry_after(client) if presented else 0.0
+    bearer_sent = request.headers.get("authorization") is not None
+    wait = auth.limiter.retry_after(client) if bearer_sent else 0.0
     if wait > 0:
         logger.warning("auth: %s refused for %.0f s more after repeated failed credentials", client, wait)
         raise HTTPException(
@@ -99,7 +99,7 @@ def authenticate(request: Request, deps: DepsDep, bearer: BearerDep, cookie: Coo
             detail="too many failed sign-ins from this address: try again later",
             headers={"Retry-After": str(math.ceil(wait))},
         )
-    if request.headers.get("authorization") is not None:
+    if bearer_sent:
         principal = auth.check_token(bearer.credentials) if bearer is not None else None
         if principal is None:
             auth.limiter.failed(client)

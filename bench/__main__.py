@@ -34,7 +34,7 @@ from detectors.detector import Detector
 from detectors.manifest import ModelManifest, dump_manifest, load_manifest
 from detectors.session import create_session
 from gridwatch.export import export_model, export_onnx
-from gridwatch.quantize import choose_fp32_convs, quantize_onnx
+from gridwatch.quantize import choose_fp32_convs, int8_manifest, quantize_onnx
 from tests.support.assets import media_mirror, model_mirror
 
 logger = logging.getLogger("bench")
@@ -50,8 +50,7 @@ def _int8(
     manifest: ModelManifest, fp32: Path, out: Path, calibration: list[np.ndarray], fp32_convs: int = 0
 ) -> ModelManifest:
     """Quantise `fp32` into `out`; the manifest to run it with (uint8 input where the quantiser made one)."""
-    as_uint8 = quantize_onnx(manifest, fp32, out, calibration, fp32_convs=fp32_convs)
-    return manifest.model_copy(update={"input_dtype": "uint8"}) if as_uint8 else manifest
+    return int8_manifest(manifest, quantize_onnx(manifest, fp32, out, calibration, fp32_convs=fp32_convs))
 
 
 def _write(manifest: ModelManifest, path: Path) -> Path:

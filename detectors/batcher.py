@@ -4,10 +4,10 @@ One `MicroBatcher` per model: a per-model queue and `workers` worker threads, ea
 on the shared session (ONNX Runtime releases the GIL while it runs, so on CPU `workers` = cores with one
 intra-op thread each uses every core, which beats one run with many intra-op threads). A frame waits at most
 `max_wait_ms` for companions; a batch closes at `max_batch` frames or at the oldest frame's deadline,
-whichever comes first. Models whose graph has a fixed batch axis run frame by frame (no waiting). When inference is the
-bottleneck the queue fills: `detect` blocks, then raises `OverloadedError` after `submit_timeout_s`, and
-`saturated` / `queue_depth` tell the scheduler to slow down before that. A queued frame whose result takes
-longer than `result_timeout_s` fails its `detect` call with `OverloadedError` too.
+whichever comes first. Models whose graph has a fixed batch axis run frame by frame (no waiting). When
+inference is the bottleneck the queue fills: `detect` blocks, then raises `OverloadedError` after
+`submit_timeout_s`, and `saturated` / `queue_depth` tell the scheduler to slow down before that. A queued frame
+whose result takes longer than `result_timeout_s` fails its `detect` call with `OverloadedError` too.
 
 Worker threads outlive any failure: whatever goes wrong while a batch is in hand fails that batch's futures
 and the thread takes the next one, so no caller waits on a future nobody will settle.

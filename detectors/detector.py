@@ -26,9 +26,9 @@ FAMILIES: dict[str, Callable[[ModelManifest], ModelFamily]] = {
 }
 
 
-def _check_input_type(onnx_type: str, manifest: ModelManifest) -> None:
-    """The graph's input element type must be the one the manifest's family and `input_dtype` feed it."""
-    want = "uint8" if manifest.family == "ssd" or manifest.input_dtype == "uint8" else "float32"
+def _check_input_type(onnx_type: str, family: ModelFamily, manifest: ModelManifest) -> None:
+    """The graph's input element type must be the one the family's preprocessing makes."""
+    want = family.input_dtype
     got = {"tensor(uint8)": "uint8", "tensor(float)": "float32"}.get(onnx_type, onnx_type)
     if got != want:
         raise ModelError(
@@ -72,7 +72,7 @@ class Detector:
         self._nms_iou = nms_iou
         model_input = session.get_inputs()[0]
         _check_input_shape(model_input.shape, self._family, manifest)
-        _check_input_type(model_input.type, manifest)
+        _check_input_type(model_input.type, self._family, manifest)
         self._input_name: str = model_input.name
         self._output_names: list[str] = [o.name for o in session.get_outputs()]
         self.dynamic_batch: bool = not isinstance(model_input.shape[0], int)

@@ -10,6 +10,7 @@ from numpy.typing import NDArray
 from core.types import Detections, FloatArray, Image
 
 Layout = Literal["NCHW", "NHWC"]
+InputDtype = Literal["float32", "uint8"]
 
 
 class BoxMap(Protocol):
@@ -22,6 +23,7 @@ class ModelFamily(Protocol):
     """Pre- and post-processing of one model family. Implementations hold no per-call state."""
 
     layout: Layout
+    input_dtype: InputDtype  # the element type `preprocess` makes, which the graph's input must have
 
     def preprocess(self, images: Sequence[Image]) -> tuple[NDArray[Any], list[BoxMap]]:
         """The batched input tensor for `images` and, per image, the map back to its pixels."""

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from core.errors import ModelError
 from core.types import Detections, Image, IntArray
-from detectors.family import BoxMap, Layout
+from detectors.family import BoxMap, InputDtype, Layout
 from detectors.letterbox import resize_plain
 from detectors.manifest import ModelManifest
 from detectors.nms import batched_nms
@@ -38,6 +38,7 @@ class SsdFamily:
     """Pre/post-processing for SSD exports whose graph ends in TFLite_Detection_PostProcess."""
 
     layout: Layout = "NHWC"
+    input_dtype: InputDtype = "uint8"
 
     def __init__(self, manifest: ModelManifest) -> None:
         self._input_size = manifest.input_size

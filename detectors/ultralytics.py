@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from core.errors import ModelError
 from core.types import Detections, FloatArray, Image
-from detectors.family import BoxMap, Layout
+from detectors.family import BoxMap, InputDtype, Layout
 from detectors.letterbox import PAD_VALUE, InputTransform
 from detectors.manifest import ModelManifest
 from detectors.nms import batched_nms
@@ -96,16 +96,16 @@ class UltralyticsFamily:
     def __init__(self, manifest: ModelManifest) -> None:
         self._input_size = manifest.input_size
         self._num_classes = len(manifest.labels)
-        self._uint8 = manifest.input_dtype == "uint8"
+        self.input_dtype: InputDtype = manifest.input_dtype
 
     def preprocess(self, images: Sequence[Image]) -> tuple[NDArray[Any], list[BoxMap]]:
         in_w, in_h = self._input_size
         canvas = np.empty((in_h, in_w, 3), np.uint8)
-        tensor = np.empty((len(images), 3, in_h, in_w), np.uint8 if self._uint8 else np.float32)
+        tensor = np.empty((len(images), 3, in_h, in_w), self.input_dtype)
         maps: list[BoxMap] = []
         for i, image in enumerate(images):
             maps.append(letterbox_centred(image, self._input_size, canvas))
-            if self._uint8:
+            if self.input_dtype == "uint8":
                 to_rgb_planes(canvas, tensor[i])
             else:
                 to_rgb_tensor(canvas, tensor[i])

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from core.errors import ModelError
 from core.types import Detections, FloatArray, Image
-from detectors.family import BoxMap, Layout
+from detectors.family import BoxMap, InputDtype, Layout
 from detectors.letterbox import letterbox_hwc
 from detectors.manifest import ModelManifest
 from detectors.nms import batched_nms
@@ -47,11 +47,11 @@ class YoloxFamily:
         self._input_size = manifest.input_size
         self._num_classes = len(manifest.labels)
         self._grid, self._stride = make_grids(manifest.input_size)
-        self._dtype = np.uint8 if manifest.input_dtype == "uint8" else np.float32
+        self.input_dtype: InputDtype = manifest.input_dtype
 
     def preprocess(self, images: Sequence[Image]) -> tuple[NDArray[Any], list[BoxMap]]:
         in_w, in_h = self._input_size
-        tensor = np.empty((len(images), 3, in_h, in_w), self._dtype)
+        tensor = np.empty((len(images), 3, in_h, in_w), self.input_dtype)
         maps: list[BoxMap] = []
         for i, image in enumerate(images):
             canvas, transform = letterbox_hwc(image, self._input_size)

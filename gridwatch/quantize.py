@@ -349,7 +349,9 @@ def _convs(count: int) -> str:
     return f"{count} conv" if count == 1 else f"{count} convs"
 
 
-def _int8_manifest(manifest: ModelManifest, as_uint8: bool) -> ModelManifest:
+def int8_manifest(manifest: ModelManifest, as_uint8: bool) -> ModelManifest:
+    """The manifest to run a quantised copy of `manifest`'s model with (`quantize_onnx` said whether its
+    input became uint8)."""
     return manifest.model_copy(update={"input_dtype": "uint8"}) if as_uint8 else manifest
 
 
@@ -366,7 +368,7 @@ def choose_fp32_convs(
         for convs in range(MAX_FP32_CONVS + 1):
             trial = Path(tmp) / f"{convs}.onnx"
             as_uint8 = quantize_onnx(manifest, fp32, trial, images, fp32_convs=convs)
-            candidate = Detector(create_session(trial), _int8_manifest(manifest, as_uint8), conf_threshold=CONF)
+            candidate = Detector(create_session(trial), int8_manifest(manifest, as_uint8), conf_threshold=CONF)
             result = agreement(reference, candidate, evaluation)
             lines.append(f"first {_convs(convs)} in fp32: {result.summary()}")
             if result.match_rate >= AUTO_TARGET:
@@ -394,7 +396,7 @@ def quantize_model(
     out = models_dir / f"{Path(manifest.file).stem}-int8.onnx"
     logger.info("quantising %s on %d frames from %s", name, len(images), calibration)
     as_uint8 = quantize_onnx(manifest, fp32, out, images, fp32_convs=fp32_convs)
-    quantized = _int8_manifest(manifest, as_uint8).model_copy(
+    quantized = int8_manifest(manifest, as_uint8).model_copy(
         update={
             "name": out_name,
             "version": f"{manifest.version}-int8-ort{onnxruntime.__version__}",

@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from ulid import ULID
 
 from api.app import ApiDeps, create_app
@@ -105,10 +105,23 @@ def wall(tmp_path: Path) -> Iterator[tuple[str, IntakeSink]]:
     yield from serve_wall(tmp_path, AuthConfig())
 
 
+def viewer_auth(limiter: FailureLimiter | None = None) -> AuthConfig:
+    """Authentication on, with one viewer token (VIEWER_TOKEN) named wall-1."""
+    token = ApiToken(name="wall-1", role="viewer", sha256=hashlib.sha256(VIEWER_TOKEN.encode()).hexdigest())
+    auth = dataclasses.replace(AuthConfig(), tokens=(token,))
+    return auth if limiter is None else dataclasses.replace(auth, limiter=limiter)
+
+
 @pytest.fixture
 def secured_wall(tmp_path: Path) -> Iterator[tuple[str, IntakeSink]]:
-    token = ApiToken(name="wall-1", role="viewer", sha256=hashlib.sha256(VIEWER_TOKEN.encode()).hexdigest())
-    yield from serve_wall(tmp_path, dataclasses.replace(AuthConfig(), tokens=(token,)))
+    yield from serve_wall(tmp_path, viewer_auth())
+
+
+def expect_snapshot_loaded(card: Locator) -> None:
+    """The card's snapshot <img> has loaded the full 768-pixel-wide evidence JPEG."""
+    image = card.locator("img")
+    expect(image).to_have_js_property("complete", True)
+    assert image.evaluate("img => img.naturalWidth") == 768
 
 
 def open_wall(browser: Browser, url: str) -> tuple[Page, list[str]]:
@@ -136,9 +149,7 @@ def test_wall_shows_stored_and_live_events_with_their_snapshots(
     cards = page.locator("#grid article.card")
     expect(cards).to_have_count(1)
     expect(cards.first).to_contain_text("东门人行道")
-    image = cards.first.locator("img")
-    expect(image).to_have_js_property("complete", True)
-    assert image.evaluate("img => img.naturalWidth") == 768
+    expect_snapshot_loaded(cards.first)
 
     # when: a new event arrives while the page is open
     sink.emit(*real_event(frame, "cam-02", "<b>Library</b> plaza", "<script>x</script>"))
@@ -187,9 +198,7 @@ def test_wall_asks_for_a_token_then_shows_stored_and_live_events(
     cards = page.locator("#grid article.card")
     expect(cards).to_have_count(1)
     expect(cards.first).to_contain_text("东门人行道")
-    image = cards.first.locator("img")
-    expect(image).to_have_js_property("complete", True)
-    assert image.evaluate("img => img.naturalWidth") == 768
+    expect_snapshot_loaded(cards.first)
     expect(page.locator("#who")).to_contain_text("wall-1")
     expect(page.locator("#live-dot")).to_have_attribute("data-state", "live")
 
@@ -214,9 +223,7 @@ def test_wall_asks_for_a_token_then_shows_stored_and_live_events(
 
 @pytest.mark.slow
 def test_wall_says_to_wait_after_too_many_wrong_tokens(browser: Browser, tmp_path: Path) -> None:
-    token = ApiToken(name="wall-1", role="viewer", sha256=hashlib.sha256(VIEWER_TOKEN.encode()).hexdigest())
-    auth = dataclasses.replace(AuthConfig(), tokens=(token,), limiter=FailureLimiter(max_failures=2, window_s=600))
-    for url, _ in serve_wall(tmp_path, auth):
+    for url, _ in serve_wall(tmp_path, viewer_auth(limiter=FailureLimiter(max_failures=2, window_s=600))):
         page, errors = open_wall(browser, url)
         page.locator("#lang").click()  # English
         for _ in range(2):
