@@ -8,8 +8,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION: Literal[1] = 1
+SCHEMA_VERSION: Literal[2] = 2  # 2: incident_id; version 1 records read as incident-less events
 
+ULID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
@@ -60,8 +61,10 @@ class Event(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    schema_version: Literal[1] = SCHEMA_VERSION
-    id: str = Field(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$")
+    schema_version: Literal[1, 2] = SCHEMA_VERSION
+    id: str = Field(pattern=ULID_PATTERN)
+    # the incident this event belongs to: its open, updates and close share it; "" for events without one
+    incident_id: str = Field(default="", pattern=r"^([0-9A-HJKMNP-TV-Z]{26})?$")
     rule_id: str
     rule_kind: str
     camera_id: str

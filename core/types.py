@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -97,9 +98,74 @@ class Detections:
         return area
 
 
+# keyframe: one frame per visit; burst: N frames over a few seconds; continuous: a held stream, sampled
+VisitKind = Literal["keyframe", "burst", "continuous"]
+NormPoint = tuple[float, float]  # (x, y) as fractions of the frame, from its top-left corner
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedFrame:
+    """One analysed frame of a visit: when it was taken, what the detector found, and its pixels."""
+
+    captured_at: datetime
+    monotonic: float
+    detections: Detections
+    image: Image
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """Everything one visit of one camera saw: one frame for a keyframe visit, several for a burst, in time order.
+
+    `revisit_s` is the camera's revisit target, so rules that span visits know how far apart visits are meant to be.
+    """
+
+    camera_id: str
+    kind: VisitKind
+    frames: tuple[ObservedFrame, ...]
+    revisit_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not self.frames:
+            raise ValueError(f"an observation of camera {self.camera_id} needs at least one frame")
+
+    @property
+    def last(self) -> ObservedFrame:
+        return self.frames[-1]
+
+    @property
+    def at(self) -> datetime:
+        """The capture time of the visit's last frame."""
+        return self.frames[-1].captured_at
+
+    @property
+    def width(self) -> int:
+        return int(self.frames[-1].image.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.frames[-1].image.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Overlay:
+    """What a verdict's evidence draws, in normalised coordinates: zones, directed lines (an arrow marks the "in"
+    side) and rectangular regions (e.g. the part of the picture that changed). The rule kind says what it is."""
+
+    polygons: tuple[tuple[NormPoint, ...], ...] = ()
+    lines: tuple[tuple[NormPoint, NormPoint, NormPoint], ...] = ()  # start, end, a point on the "in" side
+    regions: tuple[tuple[float, float, float, float], ...] = ()  # x1, y1, x2, y2
+    note: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """What one rule concluded about one frame of one camera."""
+    """What one rule concluded about one visit of one camera.
+
+    `key` names the object the verdict is about within (rule, camera, zone): "" for a whole-zone verdict, an object
+    or track id where one rule can see several problems at once (each becomes its own incident). `subjects` index
+    the detections of frame `frame` of the visit (-1: the last frame).
+    """
 
     rule_id: str
     camera_id: str
@@ -108,3 +174,6 @@ class Verdict:
     subjects: IntArray = field(default_factory=lambda: np.zeros((0,), np.int64))
     measures: dict[str, float] = field(default_factory=dict)
     reason: str = ""
+    key: str = ""
+    frame: int = -1
+    overlay: Overlay | None = None

@@ -2,18 +2,21 @@
 
 from rules.engine import RuleEngine
 from rules.jsonschema import rule_file_json_schema
-from rules.lifecycle import EventGate
 from rules.loader import RuleSet, check_rule_files, load_rule_files
 from rules.reload import RuleReloader
-from rules.schema import Rule, RuleFile, ZoneIntrusionRule
+from rules.kinds.zone_intrusion import ZoneIntrusionRule
+from rules.registry import KINDS, Rule, RuleFile
+from rules.state import InMemoryRuleState, RuleStateStore
 
 __all__ = [
-    "EventGate",
+    "KINDS",
+    "InMemoryRuleState",
     "Rule",
     "RuleEngine",
     "RuleFile",
     "RuleReloader",
     "RuleSet",
+    "RuleStateStore",
     "ZoneIntrusionRule",
     "check_rule_files",
     "load_rule_files",

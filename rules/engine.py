@@ -1,98 +1,97 @@
-"""The rule engine: compile a RuleSet against a model's labels, then evaluate each camera's detections."""
+"""The rule engine: compile a RuleSet against a model's labels and the category table, then evaluate each
+visit's observation against every rule that covers the camera, with that rule's state for that camera."""
 
 from __future__ import annotations
 
-import difflib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import assert_never
 
 import numpy as np
-from numpy.typing import NDArray
 
 from core.errors import ConfigError
-from core.types import Detections, Verdict
+from core.types import Detections, Observation, ObservedFrame, Verdict, VisitKind
 from rules.arming import ArmingSchedule
-from rules.loader import RuleSet
-from rules.schema import Rule, ZoneIntrusionRule
-from rules.zone import ZoneIntrusion
+from rules.categories import CategoryTable
+from rules.kinds.base import CompileContext, CompiledRule, Labels
+from rules.registry import Rule, kind_of
+from rules.ruleset import RuleSet
+from rules.state import InMemoryRuleState, RuleStateStore
 
 logger = logging.getLogger(__name__)
-
-Compiled = ZoneIntrusion  # becomes a union as rule kinds are added
 
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
     rule: Rule
+    fingerprint: str
     schedule: ArmingSchedule
-    compiled: Compiled
+    compiled: CompiledRule
+    needs_motion: bool
 
 
-class _Labels:
-    def __init__(self, labels: Sequence[str]) -> None:
-        self.names = tuple(labels)
-        self.index: dict[str, int] = {}
-        for i, name in enumerate(self.names):
-            self.index.setdefault(name, i)
+@dataclass(frozen=True, slots=True)
+class RuleOutcome:
+    """One rule's result for one visit. `armed` false: outside its arming windows, nothing was evaluated (its open
+    incidents count the visit as one where nothing was seen)."""
 
-    def unknown(self, name: str) -> str:
-        close = difflib.get_close_matches(name, self.names, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"unknown class {name!r}: not among the model's {len(self.names)} labels{hint}"
+    rule: Rule
+    fingerprint: str
+    armed: bool
+    verdicts: list[Verdict]
 
-
-def _class_ids(ruleset: RuleSet, rule: ZoneIntrusionRule, labels: _Labels, problems: list[str]) -> list[int]:
-    ids = []
-    for i, name in enumerate(rule.classes):
-        if name in labels.index:
-            ids.append(labels.index[name])
-        else:
-            problems.append(f"{ruleset.locate(rule.id, ('classes', i))}: {labels.unknown(name)}")
-    return ids
+    @property
+    def fired(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.fired]
 
 
-def _compile(ruleset: RuleSet, rule: Rule, labels: _Labels, problems: list[str]) -> Compiled | None:
-    if isinstance(rule, ZoneIntrusionRule):
-        before = len(problems)
-        ids = _class_ids(ruleset, rule, labels, problems)
-        return ZoneIntrusion(rule, ids, labels.names) if len(problems) == before else None
-    assert_never(rule)
+def _check_category(ctx: CompileContext, rule: Rule) -> None:
+    if ctx.categories is not None and rule.category and not ctx.categories.find(rule.category):
+        table = ctx.categories
+        ctx.problem(rule, ("category",), f"category {rule.category!r} is not in {table.name} (version {table.version})")
 
 
 class RuleEngine:
     """Every rule of a RuleSet, compiled. Disabled rules are checked but never evaluated.
 
-    Raises ConfigError (every problem as `file:line:col: path: message`) when a rule names a class that the
-    model's labels lack.
+    Raises ConfigError (every problem as `file:line:col: path: message`) when a rule names a class that the model's
+    labels lack or a category that the table lacks. `state` keeps what rules remember across visits; pass the same
+    store to the engine built after a hot reload so that unchanged rules keep theirs.
     """
 
-    def __init__(self, ruleset: RuleSet, labels: Sequence[str]) -> None:
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        labels: Sequence[str],
+        *,
+        categories: CategoryTable | None = None,
+        state: RuleStateStore | None = None,
+    ) -> None:
         self.ruleset = ruleset
-        names = _Labels(labels)
-        problems: list[str] = []
+        self.state: RuleStateStore = state if state is not None else InMemoryRuleState()
+        ctx = CompileContext(ruleset, Labels(labels), categories)
         entries = []
         for rule in ruleset.rules:
-            compiled = _compile(ruleset, rule, names, problems)
+            spec = kind_of(rule)
+            _check_category(ctx, rule)
+            compiled = spec.compile_any(rule, ctx)
             if compiled is not None and rule.enabled:
-                entries.append(_Entry(rule, ArmingSchedule.build(rule.armed, rule.timezone), compiled))
-        if problems:
-            raise ConfigError(problems)
+                schedule = ArmingSchedule.build(rule.armed, rule.timezone)
+                entries.append(_Entry(rule, rule.fingerprint(), schedule, compiled, spec.needs_motion))
+        if ctx.problems:
+            raise ConfigError(ctx.problems)
         self._entries = tuple(entries)
         self._by_id = {e.rule.id: e for e in entries}
         self._by_camera: dict[str, tuple[_Entry, ...]] = {}
 
+    @property
+    def fingerprints(self) -> frozenset[str]:
+        return frozenset(e.fingerprint for e in self._entries)
+
     def rule(self, rule_id: str) -> Rule:
         """The enabled rule with this id; KeyError when there is none."""
         return self._by_id[rule_id].rule
-
-    def zone_pixels(self, rule_id: str, width: int, height: int) -> NDArray[np.float64] | None:
-        """The rule's zone polygon in pixels of a `width` x `height` frame, for drawing evidence."""
-        rule = self._by_id[rule_id].rule
-        polygon = np.asarray(rule.zone.polygon, np.float64)
-        return polygon * np.array([width, height], np.float64)
 
     def _entries_for(self, camera_id: str) -> tuple[_Entry, ...]:
         found = self._by_camera.get(camera_id)
@@ -105,10 +104,42 @@ class RuleEngine:
         """The enabled rules that apply to this camera, armed or not, in file order."""
         return tuple(e.rule for e in self._entries_for(camera_id))
 
+    def motion_problems(self, modes: Mapping[str, VisitKind]) -> tuple[list[str], list[str]]:
+        """(errors, warnings) for rules that need several frames a visit on cameras that give one: a rule naming
+        such a camera is an error; a `*` rule skips those cameras, which is a warning."""
+        errors, warnings = [], []
+        for e in self._entries:
+            if not e.needs_motion:
+                continue
+            for i, cam in enumerate(e.rule.cameras):
+                if cam != "*" and modes.get(cam) == "keyframe":
+                    where = self.ruleset.locate(e.rule.id, ("cameras", i))
+                    errors.append(f"{where}: camera {cam!r} is a keyframe camera; {e.rule.kind} needs mode: burst")
+            still = sorted(c for c, m in modes.items() if m == "keyframe" and "*" in e.rule.cameras)
+            if still:
+                where = self.ruleset.locate(e.rule.id, ("cameras",))
+                warnings.append(f"{where}: {e.rule.kind} skips keyframe cameras {', '.join(still)}")
+        return errors, warnings
+
+    def observe(self, obs: Observation) -> list[RuleOutcome]:
+        """One outcome per enabled rule that covers the camera (and can work on this kind of visit)."""
+        outcomes = []
+        for e in self._entries_for(obs.camera_id):
+            if e.needs_motion and obs.kind == "keyframe":
+                continue
+            if not e.schedule.armed(obs.at):
+                outcomes.append(RuleOutcome(e.rule, e.fingerprint, False, []))
+                continue
+            state = self.state.get(e.fingerprint, obs.camera_id)
+            result = e.compiled.evaluate(obs, state)
+            if result.state is not None:
+                self.state.put(e.fingerprint, obs.camera_id, result.state)
+            outcomes.append(RuleOutcome(e.rule, e.fingerprint, True, result.verdicts))
+        return outcomes
+
     def evaluate(self, camera_id: str, width: int, height: int, detections: Detections, now: datetime) -> list[Verdict]:
-        """One verdict, fired or not, per enabled rule that covers the camera and is armed at aware `now`."""
-        return [
-            e.compiled.evaluate(camera_id, width, height, detections)
-            for e in self._entries_for(camera_id)
-            if e.schedule.armed(now)
-        ]
+        """The verdicts of one keyframe visit without pixels, for rules armed at aware `now` (kinds that need
+        pixels see a black picture)."""
+        image = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (height, width, 3))
+        obs = Observation(camera_id, "keyframe", (ObservedFrame(now, 0.0, detections, image),))
+        return [v for outcome in self.observe(obs) for v in outcome.verdicts]

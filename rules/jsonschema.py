@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from rules.schema import RuleFile
+from rules.registry import RuleFile
 
 logger = logging.getLogger(__name__)
 

@@ -1,12 +1,12 @@
-"""Strict models of a rule file: unknown keys are errors, one model per rule kind, chosen by `kind`.
+"""The parts every rule kind shares: strict field types, zones, arming windows, confirmation and `BaseRule`.
 
-A rule file is `{"rules": [rule, ...]}`. Every rule kind shares `BaseRule` (id, cameras, arming windows, time
-zone, cooldown, case category, severity); a kind adds its own fields. To add a kind, write its model with a
-`kind: Literal["..."]` field and add it to `Rule` and `RULE_MODELS`.
+Unknown keys are errors everywhere. Each kind's own model lives in its module under `rules/kinds/`, and
+`rules.registry` lists them; a rule file is `{"rules": [rule, ...]}` with the kind chosen by `kind`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from typing import Annotated, Literal, get_args
@@ -145,6 +145,23 @@ class Zone(_Strict):
         return points
 
 
+class Confirm(_Strict):
+    """N-of-M confirmation: an incident opens once the rule fired on `hits` of the last `of` visits."""
+
+    hits: int = Field(default=1, ge=1, le=100)
+    of: int = Field(default=1, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _hits_fit(self) -> Confirm:
+        if self.hits > self.of:
+            raise PydanticCustomError(
+                "confirm_impossible",
+                "hits {hits} is more than of {of}: at most {of} of the last {of} visits can fire",
+                {"hits": self.hits, "of": self.of},
+            )
+        return self
+
+
 class BaseRule(_Strict):
     """What every rule kind has."""
 
@@ -153,7 +170,12 @@ class BaseRule(_Strict):
     cameras: tuple[Name, ...] = Field(default=("*",), min_length=1)
     armed: tuple[ArmingWindow, ...] = ()
     timezone: str = "Asia/Shanghai"
+    # the least time between two emitted updates of one incident (an update carries fresh evidence)
     cooldown_s: float = Field(default=60.0, ge=0.0)
+    confirm: Confirm = Field(default_factory=lambda: Confirm())
+    # an open incident closes when nothing is seen for close_after_s, or for close_after_visits visits in a row
+    close_after_s: float = Field(default=180.0, gt=0.0, le=7 * 86_400.0)
+    close_after_visits: int | None = Field(default=None, ge=1, le=100_000)
     category: Category = ""
     severity: Severity = Severity.minor
     enabled: bool = True
@@ -174,33 +196,17 @@ class BaseRule(_Strict):
     def covers(self, camera_id: str) -> bool:
         return "*" in self.cameras or camera_id in self.cameras
 
+    def fingerprint(self) -> str:
+        """A digest of the whole definition: equal for an unchanged rule after a reload, so its state is kept."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:32]
 
-class ZoneIntrusionRule(BaseRule):
-    """Electronic fence: fires when at least `min_count` matching detections are in the zone."""
 
-    kind: Literal["zone_intrusion"]
+class ZoneFilter(_Strict):
+    """Which detections count: classes (model labels), least confidence and box area (fraction of the frame),
+    and which point of the box must lie in the zone."""
+
     zone: Zone
     classes: tuple[Name, ...] = Field(min_length=1)
     min_confidence: Unit = 0.4
     min_area: Unit = 0.0
     anchor: Anchor = "bottom_center"
-    min_count: int = Field(default=1, ge=1)
-
-
-# One member today; with more kinds this becomes `Annotated[A | B, Field(discriminator="kind")]`.
-Rule = Annotated[ZoneIntrusionRule, Field(discriminator="kind")]
-RULE_MODELS: tuple[type[BaseRule], ...] = (ZoneIntrusionRule,)
-RULE_KINDS: frozenset[str] = frozenset(get_args(m.model_fields["kind"].annotation)[0] for m in RULE_MODELS)
-
-
-class RuleFile(_Strict):
-    """The top level of a rule file."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        title="gridwatch rule file",
-        json_schema_extra={"description": "Fence and anomaly rules for gridwatch cameras."},
-    )
-
-    rules: tuple[Rule, ...] = ()

@@ -1,4 +1,5 @@
-"""Zone intrusion (electronic fence), compiled: which detections are in the zone, vectorised over a frame.
+"""Zone geometry shared by the zone kinds: which detections are of the watched classes and in the zone,
+vectorised over a frame.
 
 Points exactly on the zone's edge count as inside. The zone polygon is scaled to pixels once per frame size.
 """
@@ -14,8 +15,8 @@ import shapely
 from numpy.typing import NDArray
 from shapely.geometry import Polygon
 
-from core.types import Detections, FloatArray, IntArray, Verdict
-from rules.schema import Anchor, ZoneIntrusionRule
+from core.types import Detections, FloatArray, IntArray, Overlay
+from rules.schema import Anchor, ZoneFilter
 
 logger = logging.getLogger(__name__)
 
@@ -36,18 +37,19 @@ def anchor_points(xyxy: FloatArray, anchor: Anchor) -> tuple[NDArray[np.float64]
     raise ValueError(f"anchor {anchor!r} has no single point")
 
 
-class ZoneIntrusion:
-    """A `ZoneIntrusionRule` bound to a model's labels. Safe to share between threads."""
+class ZoneMatcher:
+    """A rule's zone and detection filter bound to a model's labels. Safe to share between threads."""
 
-    def __init__(self, rule: ZoneIntrusionRule, class_ids: Sequence[int], labels: Sequence[str]) -> None:
+    def __init__(self, rule: ZoneFilter, class_ids: Sequence[int], labels: Sequence[str]) -> None:
         """`class_ids[i]` is the label index of `rule.classes[i]`."""
         if len(class_ids) != len(rule.classes):
-            raise ValueError(f"rule {rule.id!r} has {len(rule.classes)} classes, got {len(class_ids)} ids")
+            raise ValueError(f"zone {rule.zone.name!r} has {len(rule.classes)} classes, got {len(class_ids)} ids")
         self.rule = rule
         self._class_ids: IntArray = np.unique(np.asarray(class_ids, np.int64))
         self._rank = {int(c): i for i, c in reversed(list(enumerate(class_ids)))}
         self._labels = tuple(labels)
         self._polygon = np.asarray(rule.zone.polygon, np.float64)
+        self.overlay = Overlay(polygons=(tuple(rule.zone.polygon),))
         self._scaled: dict[tuple[int, int], Polygon] = {}
         self._lock = threading.Lock()  # GEOS prepared geometries are not documented as safe to share
 
@@ -86,27 +88,14 @@ class ZoneIntrusion:
                 inside = shapely.intersects_xy(zone, x, y)
         return np.asarray(inside, np.bool_)
 
-    def evaluate(self, camera_id: str, width: int, height: int, detections: Detections) -> Verdict:
+    def match(self, width: int, height: int, detections: Detections) -> BoolArray:
+        """Detections of the watched classes, confident and large enough, inside the zone."""
         mask = self.candidates(width, height, detections)
         if mask.any():
             mask[mask] = self.in_zone(width, height, detections[mask])
-        subjects: IntArray = np.flatnonzero(mask).astype(np.int64)
-        count = len(subjects)
-        fired = count >= self.rule.min_count
-        reason = f"{self._describe(detections.class_id[subjects])} in zone {self.rule.zone.name}"
-        if not fired and count > 0:
-            reason += f" (needs {self.rule.min_count})"
-        return Verdict(
-            rule_id=self.rule.id,
-            camera_id=camera_id,
-            fired=fired,
-            zone=self.rule.zone.name,
-            subjects=subjects,
-            measures={"count": float(count)},
-            reason=reason,
-        )
+        return mask
 
-    def _describe(self, class_ids: IntArray) -> str:
+    def describe(self, class_ids: IntArray) -> str:
         """`2 person, 1 car`, in the rule's class order; `0 person` when nothing is there."""
         if len(class_ids) == 0:
             return f"0 {self.rule.classes[0]}"

@@ -51,11 +51,15 @@ def make_event(
     severity: Severity = Severity.major,
     state: EventState = EventState.open,
     evidence: list[Evidence] | None = None,
+    incident_id: str = "",
+    first_seen: datetime | None = None,
 ) -> Event:
-    """An event seen `seconds` after BASE_TIME; its ULID carries the same instant, so ids sort by time."""
+    """An event seen `seconds` after BASE_TIME; its ULID carries the same instant, so ids sort by time.
+    `first_seen` is 5 s before that unless given."""
     seen = BASE_TIME + timedelta(seconds=seconds)
     return Event(
         id=event_id or ulid_at(seen),
+        incident_id=incident_id,
         rule_id=rule_id,
         rule_kind="zone_intrusion",
         camera_id=camera_id,
@@ -64,7 +68,7 @@ def make_event(
         category="05",
         severity=severity,
         state=state,
-        first_seen=seen - timedelta(seconds=5),
+        first_seen=first_seen or seen - timedelta(seconds=5),
         last_seen=seen,
         count=1,
         reason="person in zone for 5 s",

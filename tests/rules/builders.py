@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import yaml
 
-from core.types import Detections
-from rules.schema import ZoneIntrusionRule
+from core.types import Detections, Image, Observation, ObservedFrame, Verdict
+from rules.kinds.base import CompiledRule
+from rules.kinds.zone_intrusion import ZoneIntrusionRule
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parent / "data"
@@ -64,3 +67,42 @@ def rule_dict(**overrides: Any) -> dict[str, Any]:
 
 def make_rule(**overrides: Any) -> ZoneIntrusionRule:
     return ZoneIntrusionRule.model_validate(rule_dict(**overrides))
+
+
+T0 = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)  # a Monday, 17:00 in Shanghai
+
+
+def blank(width: int = WIDTH, height: int = HEIGHT) -> Image:
+    """A black picture of that size that costs no memory (read-only)."""
+    return np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (height, width, 3))
+
+
+def observation(
+    dets: Detections | Sequence[Detections],
+    *,
+    camera_id: str = "cam-1",
+    at: datetime = T0,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+    step_s: float = 0.5,
+    revisit_s: float = 60.0,
+    images: Sequence[Image] | None = None,
+) -> Observation:
+    """A keyframe visit (one Detections) or a burst (several, `step_s` apart, the last at `at`)."""
+    parts = [dets] if isinstance(dets, Detections) else list(dets)
+    n = len(parts)
+    frames = tuple(
+        ObservedFrame(
+            at - timedelta(seconds=step_s * (n - 1 - i)),
+            at.timestamp() - step_s * (n - 1 - i),
+            d,
+            images[i] if images is not None else blank(width, height),
+        )
+        for i, d in enumerate(parts)
+    )
+    return Observation(camera_id, "keyframe" if n == 1 else "burst", frames, revisit_s)
+
+
+def judge(compiled: CompiledRule, camera_id: str, width: int, height: int, dets: Detections) -> Verdict:
+    """The first verdict of a stateless rule on one keyframe visit."""
+    return compiled.evaluate(observation(dets, camera_id=camera_id, width=width, height=height), None).verdicts[0]

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from rules.jsonschema import rule_file_json_schema
-from rules.schema import ZoneIntrusionRule
+from rules.kinds.zone_intrusion import ZoneIntrusionRule
 from tests.rules.builders import DATA
 
 jsonschema = pytest.importorskip("jsonschema", reason="jsonschema validates the exported schema")

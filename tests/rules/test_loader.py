@@ -6,7 +6,7 @@ import pytest
 
 from core.errors import ConfigError
 from rules.loader import check_rule_files, load_rule_files
-from rules.schema import ZoneIntrusionRule
+from rules.kinds.zone_intrusion import ZoneIntrusionRule
 from tests.rules.builders import DATA
 
 BAD = DATA / "bad"

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from core.types import Detections
-from rules.schema import ZoneIntrusionRule
-from rules.zone import ZoneIntrusion, anchor_points
-from tests.rules.builders import HEIGHT, LABELS, WIDTH, Box, make_detections, make_rule
+from rules.kinds.zone_intrusion import ZoneIntrusion, ZoneIntrusionRule
+from rules.zone import ZoneMatcher, anchor_points
+from tests.rules.builders import HEIGHT, LABELS, WIDTH, Box, judge, make_detections, make_rule
 
 
 def compile_zone(rule: ZoneIntrusionRule) -> ZoneIntrusion:
-    return ZoneIntrusion(rule, [LABELS.index(c) for c in rule.classes], LABELS)
+    return ZoneIntrusion(rule, ZoneMatcher(rule, [LABELS.index(c) for c in rule.classes], LABELS))
 
 
 # The zone is x 160..480, y 120..360 at 640x480. Each case: rule overrides, boxes, indices in the zone, fired.
@@ -64,7 +64,7 @@ def test_zone_intrusion(overrides: dict[str, Any], boxes: list[Box], subjects: l
     # given
     zone = compile_zone(make_rule(**overrides))
     # when
-    verdict = zone.evaluate("cam-1", WIDTH, HEIGHT, make_detections(*boxes))
+    verdict = judge(zone, "cam-1", WIDTH, HEIGHT, make_detections(*boxes))
     # then
     assert verdict.subjects.tolist() == subjects
     assert verdict.subjects.dtype == np.int64
@@ -81,7 +81,7 @@ def test_zone_scales_with_frame_size(scale: int) -> None:
     detections = make_detections(inside, edge, outside)
     scaled = Detections(detections.xyxy * scale, detections.confidence, detections.class_id)
     for _ in range(2):
-        verdict = zone.evaluate("cam-1", WIDTH * scale, HEIGHT * scale, scaled)
+        verdict = judge(zone, "cam-1", WIDTH * scale, HEIGHT * scale, scaled)
         assert verdict.subjects.tolist() == [0, 1]
 
 
@@ -99,7 +99,7 @@ def test_zone_scales_with_frame_size(scale: int) -> None:
     ],
 )
 def test_reason_counts_per_class(overrides: dict[str, Any], boxes: list[Box], reason: str) -> None:
-    verdict = compile_zone(make_rule(**overrides)).evaluate("cam-1", WIDTH, HEIGHT, make_detections(*boxes))
+    verdict = judge(compile_zone(make_rule(**overrides)), "cam-1", WIDTH, HEIGHT, make_detections(*boxes))
     assert verdict.reason == reason
 
 
@@ -116,4 +116,4 @@ def test_anchor_points_are_vectorised() -> None:
 def test_zero_frame_size_is_refused() -> None:
     zone = compile_zone(make_rule())
     with pytest.raises(ValueError, match="0x480"):
-        zone.evaluate("cam-1", 0, HEIGHT, make_detections(Box(200, 100, 260, 300)))
+        judge(zone, "cam-1", 0, HEIGHT, make_detections(Box(200, 100, 260, 300)))

@@ -1,0 +1,1 @@
+"""One module per rule kind: its strict model, its compile step and its evaluation. `rules.registry` lists them."""

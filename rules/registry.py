@@ -1,0 +1,49 @@
+"""The table of rule kinds: each kind's model, compile step and needs, and the rule-file model built from them.
+
+To add a kind: write `rules/kinds/<kind>.py` (model with `kind: Literal["<kind>"]`, `compile_rule`, `KIND`),
+add its model to `Rule` and its `KIND` to `KINDS` below, and document it in docs/rules.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from pydantic import ConfigDict, Field
+
+from rules.kinds import zone_intrusion
+from rules.kinds.base import AnyKind
+from rules.kinds.zone_intrusion import ZoneIntrusionRule
+from rules.schema import BaseRule, _Strict
+
+logger = logging.getLogger(__name__)
+
+# the kinds, in the order the docs list them
+Rule = Annotated[
+    ZoneIntrusionRule,
+    Field(discriminator="kind"),
+]
+KINDS: dict[str, AnyKind] = {
+    spec.name: spec
+    for spec in (
+        zone_intrusion.KIND,
+    )
+}
+RULE_KINDS: frozenset[str] = frozenset(KINDS)
+
+
+def kind_of(rule: BaseRule) -> AnyKind:
+    return KINDS[str(getattr(rule, "kind"))]
+
+
+class RuleFile(_Strict):
+    """The top level of a rule file."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        title="gridwatch rule file",
+        json_schema_extra={"description": "Fence and anomaly rules for gridwatch cameras."},
+    )
+
+    rules: tuple[Rule, ...] = ()
