@@ -69,7 +69,7 @@ lint: dev
 	$(BIN)/lint-imports
 
 typecheck: dev
-	$(BIN)/mypy core ingest detectors rules intake api gridwatch bench
+	$(BIN)/mypy core ingest detectors rules incidents intake api gridwatch bench
 
 unit: dev sysdeps
 	$(BIN)/pytest -q

@@ -1,4 +1,5 @@
-"""Public response models. Events go out in their own versioned schema, `core.events.Event`."""
+"""Public response models. Events go out in their own versioned schema, `core.events.Event`; incidents as the
+intake's `IncidentSummary`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from api.auth import Via
 from core.events import Event
 from core.settings import ApiRole
+from intake.store import IncidentSummary
 
 
 class EventPage(BaseModel):
@@ -19,6 +21,16 @@ class EventPage(BaseModel):
 
     items: list[Event]
     next: str | None = Field(description="cursor for the next (older) page; null on the last page")
+
+
+class IncidentPage(BaseModel):
+    """One page of incidents, the one with the newest latest event first; pass `next` as `before` to get the
+    following page."""
+
+    model_config = ConfigDict(frozen=True)
+
+    items: list[IncidentSummary]
+    next: str | None = Field(description="cursor (the last item's latest event id); null on the last page")
 
 
 class Problem(BaseModel):

@@ -21,14 +21,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import yaml
 
 from bench.report import replace_section
 from core.clock import SystemClock
-from core.types import Verdict
 from detectors.detector import Detector
 from detectors.manifest import load_manifest
 from detectors.session import create_session
 from gridwatch.modelstore import fetch_model
+from incidents.tracker import IncidentTracker
 from ingest.cameras import Camera
 from ingest.grabber import Grabber, GrabTimeouts
 from ingest.patrol import Patrol
@@ -39,7 +40,6 @@ from intake.evidence import EvidenceStore
 from intake.sink import IntakeSink
 from intake.store import EventStore
 from rules.engine import RuleEngine
-from rules.lifecycle import EventGate
 from rules.loader import load_rule_files
 from tests.support.assets import media_mirror, model_mirror
 from tests.support.rtsp import start_server
@@ -50,11 +50,16 @@ HEADING = "## Patrol visits"
 STAGES = ("connect", "first_keyframe", "decode", "inference", "rules", "evidence")
 
 
-class NoCooldown(EventGate):
-    """Every fired verdict makes an event, so every visit that fires pays for its evidence."""
-
-    def admit(self, verdict: Verdict, cooldown_s: float, now_monotonic: float) -> bool:
-        return verdict.fired
+def every_visit_rules(work: Path) -> Path:
+    """The demo rules with no cooldown: every visit that fires updates its incident, so it pays for evidence."""
+    folder = work / "rules"
+    folder.mkdir()
+    for src in sorted((ROOT / "configs" / "demo" / "rules").glob("*.yaml")):
+        data = yaml.safe_load(src.read_text(encoding="utf-8"))
+        for rule in data["rules"]:
+            rule["cooldown_s"] = 0
+        (folder / src.name).write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return folder
 
 
 def build_pipeline(work: Path) -> tuple[VisitPipeline, EventStore]:
@@ -64,13 +69,13 @@ def build_pipeline(work: Path) -> tuple[VisitPipeline, EventStore]:
     weights = fetch_model(models / "yolox-nano.yaml", models, str(model_mirror()))
     manifest = load_manifest(models / "yolox-nano.yaml")
     detector = Detector(create_session(weights, ["CPUExecutionProvider"], 1), manifest)
-    engine = RuleEngine(load_rule_files([ROOT / "configs" / "demo" / "rules"]), detector.labels)
+    engine = RuleEngine(load_rule_files([every_visit_rules(work)]), detector.labels)
     store, bus = EventStore(work / "events.sqlite3"), EventBus()
     pipeline = VisitPipeline(
         grabber=Grabber(GrabTimeouts()),
         detector=detector,
         engine=lambda: engine,
-        gate=NoCooldown(),
+        incidents=IncidentTracker(),
         sink=IntakeSink(store, EvidenceStore(work / "evidence"), bus),
         clock=SystemClock(),
     )

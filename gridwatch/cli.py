@@ -11,10 +11,13 @@ from pathlib import Path
 
 from core.errors import ConfigError, GridwatchError
 from core.redact import RedactingFilter
-from gridwatch.dryrun import dry_run, summary
+from detectors.manifest import load_manifest
+from gridwatch.dryrun import describe, dry_run, summary
 from gridwatch.modelstore import fetch_model
 from gridwatch.runtime import build_detector, load_settings, run_forever
-from rules.engine import RuleEngine
+from ingest.cameras import Camera, load_cameras
+from rules.categories import load_categories
+from rules.engine import RuleEngine, category_problems
 from rules.loader import check_rule_files, load_rule_files
 
 logger = logging.getLogger("gridwatch")
@@ -73,12 +76,28 @@ def _cmd_models_quantize(args: argparse.Namespace) -> int:
 
 def _cmd_rules_check(args: argparse.Namespace) -> int:
     problems = check_rule_files([Path(p) for p in args.paths])
+    if not problems:
+        problems = _compile_problems([Path(p) for p in args.paths], args.config)
     for line in problems:
         print(line)
     if problems:
         return 1
     print(f"ok: {', '.join(args.paths)}")
     return 0
+
+
+def _compile_problems(paths: list[Path], config: Path | None) -> list[str]:
+    """What only compiling finds: classes the model lacks, categories the table lacks."""
+    settings = load_settings(config)
+    manifest = settings.models_dir / f"{settings.detector.model}.yaml"
+    ruleset, categories = load_rule_files(paths), load_categories(config)
+    if not manifest.is_file():  # no model to check class names against: the categories still are
+        return category_problems(ruleset, categories)
+    try:
+        RuleEngine(ruleset, load_manifest(manifest).labels, categories=categories)
+    except ConfigError as exc:
+        return list(exc.problems)
+    return []
 
 
 def _aware(text: str) -> datetime:
@@ -88,16 +107,32 @@ def _aware(text: str) -> datetime:
     return moment
 
 
+def _test_camera(args: argparse.Namespace) -> Camera:
+    """The camera the rules are tested for: from the config's cameras.yaml when it has that id, else a keyframe
+    camera; `--every` and `--mode` override its revisit interval and visit mode."""
+    camera = Camera(id=args.camera, url="file:///dev/null", revisit_s=1.0)
+    cameras_file = args.config / "cameras.yaml" if args.config else None
+    if cameras_file is not None and cameras_file.is_file():
+        camera = next((c for c in load_cameras(cameras_file) if c.id == args.camera), camera)
+    update: dict[str, object] = {}
+    if args.every is not None:
+        update["revisit_s"] = args.every
+    if args.mode is not None:
+        update["mode"] = args.mode
+    return Camera.model_validate({**camera.model_dump(exclude_unset=True), **update}) if update else camera
+
+
 def _cmd_rules_test(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     detector = build_detector(settings)
-    engine = RuleEngine(load_rule_files([Path(p) for p in args.paths]), detector.labels)
+    categories = load_categories(args.config)
+    engine = RuleEngine(load_rule_files([Path(p) for p in args.paths]), detector.labels, categories=categories)
+    camera = _test_camera(args)
     at = args.at or datetime.now(UTC)
-    seen, hits = dry_run(engine, detector, args.on, camera_id=args.camera, at=at, every_s=args.every, out_dir=args.out)
-    for hit in hits:
-        where = f"  -> {hit.snapshot}" if hit.snapshot else ""
-        print(f"{hit.where}  {hit.rule_id}  zone={hit.zone}  {hit.reason}{where}")
-    print(summary(seen, hits, [r.id for r in engine.rules_for(args.camera)]))
+    sim = dry_run(engine, detector, args.on, camera, at=at, duration_s=args.duration, out_dir=args.out)
+    for event in sim.events:
+        print(describe(event, at, sim.snapshots.get(event.id)))
+    print(summary(sim, [r.id for r in engine.rules_for(camera.id)]))
     return 0
 
 
@@ -141,15 +176,18 @@ def build_parser() -> argparse.ArgumentParser:
     rules = sub.add_parser("rules", help="rule files").add_subparsers(dest="rules_command", required=True)
     check = rules.add_parser("check", help="validate rule files; exit 1 with file:line:col per problem")
     check.add_argument("paths", nargs="+")
+    check.add_argument("--config", type=Path, default=None, help="config folder: settings.yaml (model), categories")
     check.set_defaults(func=_cmd_rules_check)
     test = rules.add_parser("test", help="dry run: what the rules would fire on a clip, an image or a folder")
     test.add_argument("paths", nargs="+", help="rule files or folders")
     test.add_argument("--on", type=Path, required=True, help="a video clip, an image or a folder of images")
     test.add_argument("--camera", default="dry-run", help="camera id the rules are evaluated for")
-    test.add_argument("--every", type=float, default=1.0, help="seconds between frames taken from a clip")
+    test.add_argument("--every", type=float, default=None, help="seconds between visits (default: the camera's)")
+    test.add_argument("--duration", type=float, default=None, help="simulated seconds (default: one pass; clips loop)")
+    test.add_argument("--mode", choices=["keyframe", "burst"], default=None, help="visit mode (default: the camera's)")
     test.add_argument("--at", type=_aware, default=None, help="time for arming windows (ISO, with zone)")
     test.add_argument("--out", type=Path, default=None, help="folder for the annotated snapshot of each hit")
-    test.add_argument("--config", type=Path, default=None, help="config folder whose settings.yaml to use")
+    test.add_argument("--config", type=Path, default=None, help="folder of settings.yaml, cameras.yaml, categories")
     test.set_defaults(func=_cmd_rules_test)
     return parser
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import uvicorn
@@ -17,26 +19,32 @@ from api.app import ApiDeps, create_app
 from api.auth import AuthConfig
 from core.clock import SystemClock
 from core.errors import ConfigError
+from core.events import Severity
 from core.settings import ApiSettings, Settings
+from core.types import VisitKind
 from core.yamlconf import format_loc, load_yaml_text, validation_problems
 from detectors.batcher import MicroBatcher
 from detectors.detector import Detector
 from detectors.session import create_session, default_workers, usable_cores
 from gridwatch import __version__
 from gridwatch.modelstore import resolve_model
+from incidents.events import RuleFacts, incident_event
+from incidents.tracker import IncidentChange, IncidentTracker
 from ingest.cameras import Camera, load_cameras
 from ingest.grabber import Grabber, GrabTimeouts
-from ingest.health import health_event
+from ingest.health import CameraHealthIncidents
 from ingest.patrol import Patrol
 from ingest.scheduler import BackoffPolicy, HealthChange, InProcessScheduler
-from ingest.visit import VisitPipeline
+from ingest.visit import VisitPipeline, place_of
 from intake.bus import EventBus
 from intake.evidence import EvidenceStore
 from intake.sink import IntakeSink
 from intake.store import EventStore
+from rules.categories import CategoryTable, default_categories, load_categories
 from rules.engine import RuleEngine
-from rules.lifecycle import EventGate
 from rules.reload import RuleReloader
+from rules.ruleset import RuleSet
+from rules.state import InMemoryRuleState
 
 logger = logging.getLogger(__name__)
 
@@ -80,30 +88,57 @@ def _settings_problems(exc: ValidationError, node: yaml.Node | None, path: str) 
 
 
 class RulesHolder:
-    """The running rule engine; a changed rule folder is recompiled, a bad one keeps the last good engine."""
+    """The running rule engine; a changed rule folder is recompiled, a bad one keeps the last good engine.
 
-    def __init__(self, rules_dir: Path, labels: list[str], camera_ids: frozenset[str] = frozenset()) -> None:
-        self._dir, self._labels, self._camera_ids = rules_dir, labels, camera_ids
+    Rule state and incidents outlive a reload for rules whose definition did not change; the incidents of changed
+    or removed rules are closed and handed to `on_close`.
+    """
+
+    def __init__(
+        self,
+        rules_dir: Path,
+        labels: list[str],
+        cameras: Sequence[Camera] = (),
+        *,
+        categories: CategoryTable | None = None,
+        incidents: IncidentTracker | None = None,
+        on_close: Callable[[list[IncidentChange]], None] | None = None,
+    ) -> None:
+        self._dir, self._labels = rules_dir, labels
+        self._modes: dict[str, VisitKind] = {c.id: c.mode for c in cameras}
+        self._categories = categories if categories is not None else default_categories()
+        self.state = InMemoryRuleState()
+        self.incidents = incidents if incidents is not None else IncidentTracker()
+        self._on_close = on_close
         self._reloader = RuleReloader()
         problems = self._reloader.reload([rules_dir])
         if problems:
             raise ConfigError(problems)
-        self._engine = RuleEngine(self._reloader.current, labels)
+        self._engine = self._compile(self._reloader.current)
         self._digest = self._reloader.current.digest
         self.errors: list[str] = []
-        self.warnings = self._unknown_cameras()
+        self.warnings = self._warnings(self._engine)
 
-    def _unknown_cameras(self) -> list[str]:
-        """Rules naming a camera id that `cameras.yaml` lacks: a typo there silently never matches."""
-        if not self._camera_ids:
+    def _compile(self, ruleset: RuleSet) -> RuleEngine:
+        engine = RuleEngine(ruleset, self._labels, categories=self._categories, state=self.state)
+        errors, _ = engine.motion_problems(self._modes)
+        if errors:
+            raise ConfigError(errors)
+        return engine
+
+    def _warnings(self, engine: RuleEngine) -> list[str]:
+        """Rules naming a camera id that `cameras.yaml` lacks (a typo there silently never matches), and rules
+        that skip keyframe cameras."""
+        if not self._modes:
             return []
-        ruleset = self._engine.ruleset
+        ruleset = engine.ruleset
         warnings = [
             f"{ruleset.locate(rule.id, ('cameras', i))}: camera {cam!r} is not in cameras.yaml"
             for rule in ruleset.rules
             for i, cam in enumerate(rule.cameras)
-            if cam != "*" and cam not in self._camera_ids
+            if cam != "*" and cam not in self._modes
         ]
+        warnings += engine.motion_problems(self._modes)[1]
         for line in warnings:
             logger.warning("%s", line)
         return warnings
@@ -123,15 +158,23 @@ class RulesHolder:
             self.errors = []
             return
         try:
-            engine = RuleEngine(current, self._labels)
+            engine = self._compile(current)
         except ConfigError as exc:
             if exc.problems != self.errors:
                 logger.error("rules not reloaded, the last good rules keep running:\n%s", "\n".join(exc.problems))
             self.errors = exc.problems
             return
-        self._engine, self._digest, self.errors = engine, current.digest, []
-        self.warnings = self._unknown_cameras()
-        logger.info("rules reloaded: %d rules", len(current.rules))
+        self._swap(engine, current.digest)
+
+    def _swap(self, engine: RuleEngine, digest: str) -> None:
+        self._engine, self._digest, self.errors = engine, digest, []
+        self.state.retain(engine.fingerprints)
+        running = {rule.id: rule.fingerprint() for rule in engine.ruleset.rules if rule.enabled}
+        closed = self.incidents.retain(running, datetime.now(UTC))
+        if closed and self._on_close is not None:
+            self._on_close(closed)
+        self.warnings = self._warnings(engine)
+        logger.info("rules reloaded: %d rules, %d incidents of changed rules closed", len(running), len(closed))
 
     def status(self) -> dict[str, object]:
         """The running rules (not a rejected newer set) and the problems that kept a reload out."""
@@ -216,16 +259,23 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
         detector.providers[0],
         det.intra_op_threads,
     )
-    rules = RulesHolder(config_dir / "rules", detector.labels, frozenset(c.id for c in cameras))
-
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
     store, evidence, bus = EventStore(data / "events.sqlite3"), EvidenceStore(data / "evidence"), EventBus()
     clock = SystemClock()
     sink = IntakeSink(store, evidence, bus)
+    by_id = {c.id: c for c in cameras}
+    rules = RulesHolder(
+        config_dir / "rules",
+        detector.labels,
+        cameras,
+        categories=load_categories(config_dir),
+        on_close=lambda closed: _emit_closes(sink, closed, by_id),
+    )
+    health = CameraHealthIncidents()
 
     def on_health(camera: Camera, change: HealthChange) -> None:
-        event = health_event(camera, change, clock.now())
+        event = health.event(camera, change, clock.now())
         if event is not None:
             sink.emit(event, {})
 
@@ -235,7 +285,7 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
         grabber=grabber,
         detector=batcher,
         engine=rules.engine,
-        gate=EventGate(),
+        incidents=rules.incidents,
         sink=sink,
         clock=clock,
         jpeg_quality=settings.evidence.jpeg_quality,
@@ -260,6 +310,17 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
     runtime_ref.append(runtime)
     logger.info("%d cameras, %d rules, model %s", len(cameras), len(rules.engine().ruleset.rules), detector.name)
     return runtime
+
+
+def _emit_closes(sink: IntakeSink, closed: list[IncidentChange], cameras: dict[str, Camera]) -> None:
+    """The close events of incidents whose rule changed or went away in a reload."""
+    for change in closed:
+        camera = cameras.get(change.camera_id) or Camera(id=change.camera_id, url="file:///dev/null")
+        facts = RuleFacts(change.rule_id, "", "", Severity.info)
+        try:
+            sink.emit(incident_event(change, facts, place_of(camera), None), {})
+        except Exception:  # the intake's failure: the reload itself stands
+            logger.exception("close of incident %s (rule %s) not delivered", change.incident_id, change.rule_id)
 
 
 def run_forever(config_dir: Path, settings: Settings) -> None:

@@ -152,7 +152,11 @@ def read_burst(
 
 
 def _follow(
-    packets: Iterator[Packet[Stream]], stream: VideoStream, sampler: _Sampler, deadline: float, clock: Callable[[], float]
+    packets: Iterator[Packet[Stream]],
+    stream: VideoStream,
+    sampler: _Sampler,
+    deadline: float,
+    clock: Callable[[], float],
 ) -> str:
     """Feed packets to `sampler` until it is done (""), the budget runs out or the packets end (the reason)."""
     if sampler.done:

@@ -8,6 +8,11 @@ cameras:
     grid_code: "310101001001"
     lon: 121.4737
     lat: 31.2304
+  - id: cam-02
+    url: rtsp://10.1.2.4/stream1
+    mode: burst          # a visit grabs burst_frames frames over burst_span_s seconds (default 8 over 4 s)
+    burst_frames: 8
+    burst_span_s: 4.0
 ```
 `${VAR}` in a URL is taken from the environment (percent-encoded) when the file is loaded, so passwords need
 not live in the file. A malformed row is reported as `file:line:col: cameras[3].url: message`.
@@ -21,11 +26,12 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from core.errors import ConfigError
 from core.redact import sanitize_url
 from core.yamlconf import load_yaml_text, mark_of, node_at, validation_problems
+from ingest.burst import MAX_FRAMES, MAX_SPAN_S, MIN_FRAMES
 from ingest.grabber import file_start_offset
 
 CameraId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
@@ -45,7 +51,10 @@ class Camera(BaseModel):
     enabled: bool = True
     revisit_s: float = Field(default=60.0, gt=0, le=86_400)
     priority: int = Field(default=0, ge=0, le=9)
-    mode: Literal["keyframe"] = "keyframe"
+    mode: Literal["keyframe", "burst"] = "keyframe"
+    # burst visits only (`mode: burst`): that many frames evenly spaced over that many seconds
+    burst_frames: int = Field(default=8, ge=MIN_FRAMES, le=MAX_FRAMES, strict=True)
+    burst_span_s: float = Field(default=4.0, gt=0, le=MAX_SPAN_S, strict=True)
 
     @field_validator("url")
     @classmethod
@@ -55,6 +64,15 @@ class Camera(BaseModel):
         if url.startswith("file://"):
             file_start_offset(url)  # a bad `#t=` fails here, with its row, not on every visit
         return url
+
+    @field_validator("burst_frames", "burst_span_s")
+    @classmethod
+    def _only_for_bursts(cls, value: float, info: ValidationInfo) -> float:
+        # runs only for values given in the file (defaults are not validated); `mode` is validated before
+        mode = info.data.get("mode")
+        if mode is not None and mode != "burst":
+            raise ValueError(f"{info.field_name} applies only to mode: burst, and this camera's mode is {mode!r}")
+        return value
 
     @property
     def safe_url(self) -> str:

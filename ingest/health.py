@@ -1,41 +1,44 @@
-"""Camera health as events: a camera going offline opens an alert for the wall, its return closes it."""
+"""Camera health as incidents: a camera going offline opens one, its return closes it, with one incident id."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from datetime import datetime
 
-from ulid import ULID
-
-from core.events import Event, EventState, Severity
+from core.events import Event, Severity
+from core.types import Verdict
+from incidents.events import RuleFacts, incident_event
+from incidents.tracker import IncidentPolicy, IncidentTracker
 from ingest.cameras import Camera
 from ingest.scheduler import Health, HealthChange
+from ingest.visit import place_of
 
 RULE_ID = "camera-health"
+RULE = RuleFacts(RULE_ID, "camera_health", "9908", Severity.major)
+# opens at the first offline report, never updates, closes at the first report of being back online
+POLICY = IncidentPolicy(cooldown_s=math.inf, close_after_s=math.inf, close_after_visits=1)
 
 
-def health_event(camera: Camera, change: HealthChange, at: datetime) -> Event | None:
-    """The event for a change that operators act on (offline, or back online from offline); None otherwise.
+class CameraHealthIncidents:
+    """Turns health changes into incident events through the same tracker as the rules' incidents."""
 
-    `change.error` is already sanitised by the grabber: it never carries credentials.
-    """
-    if change.after == Health.offline and change.before != Health.offline:
-        state, severity, reason = EventState.open, Severity.major, f"camera offline: {change.error}"
-    elif change.before == Health.offline and change.after == Health.online:
-        state, severity, reason = EventState.close, Severity.info, "camera back online"
-    else:
-        return None
-    return Event(
-        id=str(ULID()),
-        rule_id=RULE_ID,
-        rule_kind="camera_health",
-        camera_id=camera.id,
-        camera_name=camera.name,
-        severity=severity,
-        state=state,
-        first_seen=at,
-        last_seen=at,
-        reason=reason,
-        grid_code=camera.grid_code,
-        lon=camera.lon,
-        lat=camera.lat,
-    )
+    def __init__(self, tracker: IncidentTracker | None = None) -> None:
+        self.tracker = tracker if tracker is not None else IncidentTracker()
+
+    def event(self, camera: Camera, change: HealthChange, at: datetime) -> Event | None:
+        """The event for a change that operators act on (offline, or back online from offline); None otherwise.
+
+        `change.error` is already sanitised by the grabber: it never carries credentials.
+        """
+        if change.after == Health.offline and change.before != Health.offline:
+            verdicts = [Verdict(RULE_ID, camera.id, True, reason=f"camera offline: {change.error}")]
+        elif change.before == Health.offline and change.after == Health.online:
+            verdicts = []
+        else:
+            return None
+        changes = self.tracker.observe(RULE_ID, RULE_ID, camera.id, POLICY, verdicts, at)
+        if not changes:
+            return None
+        step = changes[0] if verdicts else replace(changes[0], reason="camera back online")
+        return incident_event(step, RULE, place_of(camera), None)

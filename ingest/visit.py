@@ -1,4 +1,6 @@
-"""One patrol visit: grab -> detect -> rules -> event gate -> evidence -> sink, with its cost per stage."""
+"""One patrol visit: grab (a keyframe or a burst) -> detect -> rules -> incidents -> evidence -> sink, with its
+cost per stage. The visit only grabs, detects, evaluates and hands off; what an incident is lives in `incidents`.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +8,19 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Protocol
 
 import numpy as np
-from ulid import ULID
 
 from core.clock import Clock
-from core.events import Event, Severity
+from core.events import Event, EventState
 from core.sink import EventSink
-from core.types import Detections, Frame, Image, Verdict
+from core.types import Detections, Frame, Image, Observation, ObservedFrame
+from incidents.events import Place, RuleFacts, Sighting, incident_event, snapshot_of
+from incidents.tracker import IncidentChange, IncidentPolicy, IncidentTracker
 from ingest.cameras import Camera
-from ingest.evidence import make_snapshot
+from rules.engine import RuleOutcome
+from rules.registry import Rule
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +35,6 @@ class DetectorLike(Protocol):
     def detect(self, image: Image) -> Detections: ...
 
 
-class GrabberLike(Protocol):
-    def grab(self, camera_id: str, url: str, seq: int) -> tuple[Frame, GrabTimingLike]: ...
-
-
 class GrabTimingLike(Protocol):
     @property
     def connect(self) -> float: ...
@@ -47,39 +46,16 @@ class GrabTimingLike(Protocol):
     def decode(self) -> float: ...
 
 
-class RuleInfo(Protocol):
-    """What the visit needs to know of a rule to make its event."""
+class GrabberLike(Protocol):
+    def grab(self, camera_id: str, url: str, seq: int) -> tuple[Frame, GrabTimingLike]: ...
 
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def category(self) -> str: ...
-
-    @property
-    def severity(self) -> Severity: ...
-
-    @property
-    def cooldown_s(self) -> float: ...
+    def grab_burst(
+        self, camera_id: str, url: str, seq: int, frames: int, span_s: float
+    ) -> tuple[list[Frame], GrabTimingLike]: ...
 
 
 class EngineLike(Protocol):
-    def evaluate(
-        self, camera_id: str, width: int, height: int, detections: Detections, now: datetime
-    ) -> list[Verdict]: ...
-
-    def rule(self, rule_id: str) -> RuleInfo: ...
-
-    def zone_pixels(self, rule_id: str, width: int, height: int) -> np.ndarray | None: ...
-
-
-class GateLike(Protocol):
-    def admit(self, verdict: Verdict, cooldown_s: float, now_monotonic: float) -> bool: ...
-
-    def reopen(self, verdict: Verdict) -> None: ...
+    def observe(self, obs: Observation) -> list[RuleOutcome]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +81,15 @@ class VisitResult:
     fired: int
     events: list[Event]
     cost: VisitCost
+    changes: tuple[IncidentChange, ...] = ()
+
+
+def place_of(camera: Camera) -> Place:
+    return Place(camera.id, camera.name, camera.grid_code, camera.lon, camera.lat)
+
+
+def facts_of(rule: Rule) -> RuleFacts:
+    return RuleFacts(rule.id, rule.kind, rule.category, rule.severity)
 
 
 @dataclass
@@ -112,22 +97,23 @@ class VisitPipeline:
     grabber: GrabberLike
     detector: DetectorLike
     engine: Callable[[], EngineLike]
-    gate: GateLike
+    incidents: IncidentTracker
     sink: EventSink
     clock: Clock
     jpeg_quality: int = 85
 
     def visit(self, camera: Camera, seq: int) -> VisitResult:
-        frame, grab = self.grabber.grab(camera.id, camera.url, seq)
+        frames, grab = self._grab(camera, seq)
         t0 = time.perf_counter()
-        dets = self.detector.detect(frame.image)
+        observed = tuple(
+            ObservedFrame(f.captured_at, f.monotonic, self.detector.detect(f.image), f.image) for f in frames
+        )
         t1 = time.perf_counter()
-        engine = self.engine()
-        verdicts = [
-            v for v in engine.evaluate(camera.id, frame.width, frame.height, dets, frame.captured_at) if v.fired
-        ]
+        obs = Observation(camera.id, camera.mode, observed, camera.revisit_s)
+        outcomes = self.engine().observe(obs)
         t2 = time.perf_counter()
-        events = [e for v in verdicts if (e := self._event(engine, camera, frame, dets, v)) is not None]
+        changes = [(o.rule, c) for o in outcomes for c in self._incidents(o, camera.id, obs)]
+        events = [e for rule, change in changes if (e := self._emit(camera, obs, rule, change)) is not None]
         t3 = time.perf_counter()
         cost = VisitCost(
             connect=grab.connect,
@@ -137,50 +123,35 @@ class VisitPipeline:
             rules=(t2 - t1) * 1e3,
             evidence=(t3 - t2) * 1e3,
         )
-        return VisitResult(camera.id, len(dets), len(verdicts), events, cost)
+        fired = sum(len(o.fired) for o in outcomes)
+        return VisitResult(camera.id, len(observed[-1].detections), fired, events, cost, tuple(c for _, c in changes))
 
-    def _event(
-        self, engine: EngineLike, camera: Camera, frame: Frame, dets: Detections, verdict: Verdict
-    ) -> Event | None:
-        rule = engine.rule(verdict.rule_id)
-        if not self.gate.admit(verdict, rule.cooldown_s, frame.monotonic):
-            return None
-        caption = f"{camera.id} {verdict.rule_id} {frame.captured_at:%Y-%m-%d %H:%M:%S}Z"
-        snap = make_snapshot(
-            frame.image,
-            dets,
-            self.detector.labels,
-            verdict.subjects,
-            engine.zone_pixels(verdict.rule_id, frame.width, frame.height),
-            caption,
-            self.jpeg_quality,
-        )
-        event = Event(
-            id=str(ULID()),
-            rule_id=verdict.rule_id,
-            rule_kind=rule.kind,
-            camera_id=camera.id,
-            camera_name=camera.name,
-            zone=verdict.zone,
-            category=rule.category,
-            severity=rule.severity,
-            first_seen=frame.captured_at,
-            last_seen=frame.captured_at,
-            count=int(verdict.measures.get("count", len(verdict.subjects))),
-            reason=verdict.reason,
-            grid_code=camera.grid_code,
-            lon=camera.lon,
-            lat=camera.lat,
-            model=self.detector.name,
-            evidence=snap.evidence,
-        )
+    def _grab(self, camera: Camera, seq: int) -> tuple[list[Frame], GrabTimingLike]:
+        if camera.mode == "burst":
+            return self.grabber.grab_burst(camera.id, camera.url, seq, camera.burst_frames, camera.burst_span_s)
+        frame, timing = self.grabber.grab(camera.id, camera.url, seq)
+        return [frame], timing
+
+    def _incidents(self, outcome: RuleOutcome, camera_id: str, obs: Observation) -> list[IncidentChange]:
+        rule = outcome.rule
+        policy = IncidentPolicy.of(rule)
+        return self.incidents.observe(rule.id, outcome.fingerprint, camera_id, policy, outcome.fired, obs.at)
+
+    def _emit(self, camera: Camera, obs: Observation, rule: Rule, change: IncidentChange) -> Event | None:
+        snapshot = None
+        if change.verdict is not None:
+            frame = obs.frames[change.verdict.frame]
+            sighting = Sighting(frame.image, frame.detections, self.detector.labels, self.detector.name)
+            snapshot = snapshot_of(change, sighting, self.jpeg_quality)
+        event = incident_event(change, facts_of(rule), place_of(camera), snapshot, self.detector.name)
         try:
-            self.sink.emit(event, snap.blobs)
+            self.sink.emit(event, {} if snapshot is None else snapshot.blobs)
         except Exception:  # the intake's failure, not the camera's: the camera stays healthy
-            self.gate.reopen(verdict)  # not delivered: no cooldown, the next visit tries again
-            logger.exception("event %s of camera %s rule %s not delivered", event.id, camera.id, verdict.rule_id)
+            self.incidents.undeliver(change)  # not delivered: the next visit tries again
+            logger.exception("event %s of camera %s rule %s not delivered", event.id, camera.id, rule.id)
             return None
-        logger.info("event %s: camera %s rule %s %s", event.id, camera.id, verdict.rule_id, verdict.reason)
+        verb = {EventState.open: "opened", EventState.update: "updated", EventState.close: "closed"}[change.state]
+        logger.info("incident %s %s: camera %s rule %s %s", change.incident_id, verb, camera.id, rule.id, event.reason)
         return event
 
 

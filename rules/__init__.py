@@ -2,10 +2,10 @@
 
 from rules.engine import RuleEngine
 from rules.jsonschema import rule_file_json_schema
-from rules.loader import RuleSet, check_rule_files, load_rule_files
-from rules.reload import RuleReloader
 from rules.kinds.zone_intrusion import ZoneIntrusionRule
+from rules.loader import RuleSet, check_rule_files, load_rule_files
 from rules.registry import KINDS, Rule, RuleFile
+from rules.reload import RuleReloader
 from rules.state import InMemoryRuleState, RuleStateStore
 
 __all__ = [

@@ -52,6 +52,14 @@ def _check_category(ctx: CompileContext, rule: Rule) -> None:
         ctx.problem(rule, ("category",), f"category {rule.category!r} is not in {table.name} (version {table.version})")
 
 
+def category_problems(ruleset: RuleSet, categories: CategoryTable) -> list[str]:
+    """Rules naming a category code the table lacks, at their `file:line:col`."""
+    ctx = CompileContext(ruleset, Labels(()), categories)
+    for rule in ruleset.rules:
+        _check_category(ctx, rule)
+    return ctx.problems
+
+
 class RuleEngine:
     """Every rule of a RuleSet, compiled. Disabled rules are checked but never evaluated.
 

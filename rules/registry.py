@@ -14,7 +14,7 @@ from pydantic import ConfigDict, Field
 from rules.kinds import zone_intrusion
 from rules.kinds.base import AnyKind
 from rules.kinds.zone_intrusion import ZoneIntrusionRule
-from rules.schema import BaseRule, _Strict
+from rules.schema import _Strict
 
 logger = logging.getLogger(__name__)
 
@@ -23,17 +23,12 @@ Rule = Annotated[
     ZoneIntrusionRule,
     Field(discriminator="kind"),
 ]
-KINDS: dict[str, AnyKind] = {
-    spec.name: spec
-    for spec in (
-        zone_intrusion.KIND,
-    )
-}
+KINDS: dict[str, AnyKind] = {spec.name: spec for spec in (zone_intrusion.KIND,)}
 RULE_KINDS: frozenset[str] = frozenset(KINDS)
 
 
-def kind_of(rule: BaseRule) -> AnyKind:
-    return KINDS[str(getattr(rule, "kind"))]
+def kind_of(rule: Rule) -> AnyKind:
+    return KINDS[str(rule.kind)]
 
 
 class RuleFile(_Strict):

@@ -12,7 +12,7 @@ from fastapi import Path as PathParam
 from api.deps import StoreDep, ViewerDep
 from api.models import AUTH_ERRORS, EventPage, Problem
 from core.events import Event
-from intake.store import ULID_PATTERN
+from intake.store import INCIDENT_ID_PATTERN, ULID_PATTERN
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +30,14 @@ def list_events(
     since: Annotated[datetime | None, Query(description="last seen at or after (ISO 8601)")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     before: Annotated[str | None, Query(pattern=ULID_PATTERN, description="cursor: `next`")] = None,
+    incident_id: Annotated[
+        str | None,
+        Query(pattern=INCIDENT_ID_PATTERN, description="the events of this incident; empty: events without one"),
+    ] = None,
 ) -> EventPage:
-    rows = store.list(camera_id=camera, rule_id=rule, since=since, limit=limit + 1, before=before)
+    rows = store.list(
+        camera_id=camera, rule_id=rule, since=since, limit=limit + 1, before=before, incident_id=incident_id
+    )
     items = rows[:limit]
     return EventPage(items=items, next=items[-1].id if len(rows) > limit else None)
 

@@ -1,4 +1,6 @@
-// gridwatch alert wall: the latest events from the REST API, then live ones from the SSE stream.
+// gridwatch alert wall: the latest incidents from the REST API, then live events from the SSE stream.
+// One tile per incident: its update replaces the snapshot, time and count and moves the tile to the top; its
+// close dims the tile and labels it closed, in place. An event without an incident has a tile of its own.
 // Every event string is put into the page with textContent; nothing is parsed as HTML.
 // With API tokens configured, the page asks for one, trades it for an HttpOnly session cookie
 // (POST /api/v1/session) and forgets it; the cookie then goes with fetch, EventSource and <img>.
@@ -9,6 +11,7 @@
   const INITIAL = 50;
   const MAX_CARDS = 200;
   const KEY_RE = /^[0-9a-f]{64}\.(jpg|png)$/;
+  const ULID_RE = /^[0-9A-HJKMNP-TV-Z]{26}$/;
   const SEVERITIES = ["info", "minor", "major", "critical"];
   const STATES = ["open", "update", "close"];
 
@@ -16,7 +19,7 @@
     zh: {
       title: "智能巡查告警墙", connecting: "连接中", live: "实时", offline: "已断开，重连中",
       shown: "当前显示", received: "本次新增", empty: "暂无告警", toggle: "English",
-      noimage: "无抓拍图", camera: "摄像头", zone: "区域",
+      noimage: "无抓拍图", camera: "摄像头", zone: "区域", hits: (n) => "共 " + n + " 次",
       sev: { info: "提示", minor: "一般", major: "重要", critical: "紧急" },
       state: { open: "新发", update: "持续", close: "结束" },
       role: { viewer: "查看", operator: "值班", rule_author: "规则编写", admin: "管理员" },
@@ -28,7 +31,7 @@
     en: {
       title: "Patrol Alert Wall", connecting: "Connecting", live: "Live", offline: "Offline, reconnecting",
       shown: "Shown", received: "New", empty: "No alerts yet", toggle: "中文",
-      noimage: "No snapshot", camera: "Camera", zone: "Zone",
+      noimage: "No snapshot", camera: "Camera", zone: "Zone", hits: (n) => n + (n === 1 ? " event" : " events"),
       sev: { info: "Info", minor: "Minor", major: "Major", critical: "Critical" },
       state: { open: "Open", update: "Ongoing", close: "Closed" },
       role: { viewer: "viewer", operator: "operator", rule_author: "rule author", admin: "admin" },
@@ -39,7 +42,8 @@
     },
   };
 
-  const events = new Map(); // id -> event, at most MAX_CARDS
+  // incident id (or event id) -> {key, incident, event, count, latestId, order, card}, at most MAX_CARDS
+  const tiles = new Map();
   let lang = localStorage.getItem("gridwatch.lang") === "en" ? "en" : "zh";
   let linkState = "connecting";
   let received = 0;
@@ -61,76 +65,129 @@
     });
   }
 
-  function annotatedKey(event) {
-    const list = Array.isArray(event.evidence) ? event.evidence : [];
+  function annotatedKey(evidence) {
+    const list = Array.isArray(evidence) ? evidence : [];
     const pick = list.find((e) => e.kind === "annotated") || list.find((e) => e.kind === "frame");
     return pick && KEY_RE.test(pick.key) ? pick.key : null;
   }
 
-  function fillCard(card, event) {
+  function hasIncident(event) {
+    return typeof event.incident_id === "string" && ULID_RE.test(event.incident_id);
+  }
+
+  // One tile per incident (its id), or per event for an event without one.
+  function tileKey(event) {
+    return hasIncident(event) ? event.incident_id : event.id;
+  }
+
+  function fillCard(card, tile) {
     const text = t();
+    const event = tile.event;
     const severity = SEVERITIES.includes(event.severity) ? event.severity : "minor";
     const state = STATES.includes(event.state) ? event.state : "open";
     SEVERITIES.forEach((s) => card.classList.toggle("sev-" + s, s === severity));
+    card.classList.toggle("closed", state === "close");
+    card.dataset.state = state;
     card.querySelector(".sev").textContent = text.sev[severity];
     card.querySelector(".state").textContent = text.state[state];
     const when = card.querySelector(".when");
     when.textContent = formatTime(event.last_seen);
     when.dateTime = String(event.last_seen || "");
+    card.querySelector(".hits").textContent = tile.incident ? text.hits(tile.count) : "";
     card.querySelector(".rule").textContent = [event.category, event.rule_id].filter(Boolean).join(" · ");
     const name = event.camera_name ? event.camera_name + " (" + event.camera_id + ")" : event.camera_id;
     card.querySelector(".camera").textContent = text.camera + ": " + name;
     card.querySelector(".zone").textContent = event.zone ? text.zone + ": " + event.zone : "";
     card.querySelector(".reason").textContent = event.reason || "";
     const img = card.querySelector("img");
-    const caption = card.querySelector(".noimg");
     img.alt = String(event.rule_id || "") + " " + String(event.camera_id || "");
-    caption.textContent = img.hidden ? text.noimage : "";
+    card.querySelector(".noimg").textContent = img.hidden ? text.noimage : "";
   }
 
-  function buildCard(event) {
-    const card = $("card-template").content.firstElementChild.cloneNode(true);
-    card.dataset.id = event.id;
+  // A new snapshot replaces the shown one; without one (a close, usually) the last one stays.
+  function showSnapshot(card, key) {
     const img = card.querySelector("img");
-    const key = annotatedKey(event);
-    if (key) {
+    if (key && img.dataset.key !== key) {
+      img.dataset.key = key;
+      img.hidden = false;
       img.src = API + "/evidence/" + encodeURIComponent(key);
-      img.addEventListener("error", () => {
-        img.hidden = true;
-        card.querySelector(".noimg").textContent = t().noimage;
-      });
-    } else {
+    } else if (!img.dataset.key) {
       img.hidden = true;
     }
-    fillCard(card, event);
+  }
+
+  function buildCard(tile) {
+    const card = $("card-template").content.firstElementChild.cloneNode(true);
+    card.dataset.key = tile.key;
+    const img = card.querySelector("img");
+    img.addEventListener("error", () => {
+      img.hidden = true;
+      card.querySelector(".noimg").textContent = t().noimage;
+    });
     return card;
   }
 
-  // Newest first: ULIDs sort by time, so the id orders the cards.
-  function place(card, id) {
+  // Newest activity first: ULIDs sort by time, so the id of a tile's latest open or update orders the tiles.
+  function place(tile) {
     const grid = $("grid");
     for (const other of grid.children) {
-      if (other.dataset.id < id) {
-        grid.insertBefore(card, other);
+      if (other !== tile.card && other.dataset.order < tile.order) {
+        grid.insertBefore(tile.card, other);
         return;
       }
     }
-    grid.appendChild(card);
+    grid.appendChild(tile.card);
   }
 
-  function addEvent(event, fresh) {
-    if (!event || typeof event.id !== "string" || events.has(event.id)) return;
+  function flash(card) {
+    card.classList.remove("fresh");
+    void card.offsetWidth; // restart the animation
+    card.classList.add("fresh");
+  }
+
+  // `seen`: an event with the evidence to show and the incident's event count, from the stream (`live`) or an
+  // incident summary. True when the wall changed: a new tile, or a newer event of a tile's incident.
+  function show(seen, fresh, live) {
+    const event = seen.event;
+    if (!event || typeof event.id !== "string" || !ULID_RE.test(event.id)) return false;
+    const key = tileKey(event);
+    let tile = tiles.get(key);
+    if (tile === undefined) {
+      const incident = hasIncident(event);
+      tile = { key, incident, event, count: seen.count, latestId: event.id, order: event.id, card: null };
+      tile.card = buildCard(tile);
+      tiles.set(key, tile);
+    } else if (!tile.incident || event.id < tile.latestId || (live && event.id === tile.latestId)) {
+      return false; // already shown, or older than what is
+    } else {
+      tile.event = event;
+      tile.count = live ? tile.count + 1 : seen.count;
+      tile.latestId = event.id;
+      if (event.state !== "close" && event.id > tile.order) tile.order = event.id; // a close stays where it is
+    }
+    showSnapshot(tile.card, annotatedKey(seen.evidence));
+    fillCard(tile.card, tile);
+    if (tile.card.dataset.order !== tile.order || !tile.card.isConnected) {
+      tile.card.dataset.order = tile.order;
+      place(tile);
+    }
+    if (fresh) flash(tile.card);
     const grid = $("grid");
-    events.set(event.id, event);
-    const card = buildCard(event);
-    if (fresh) card.classList.add("fresh");
-    place(card, event.id);
     while (grid.children.length > MAX_CARDS) {
       const last = grid.lastElementChild;
-      events.delete(last.dataset.id);
+      tiles.delete(last.dataset.key);
       last.remove();
     }
     updateCounts();
+    return true;
+  }
+
+  function fromEvent(event) {
+    return { event, evidence: event && typeof event === "object" ? event.evidence : null, count: 1 };
+  }
+
+  function fromIncident(incident) {
+    return { event: incident.latest, evidence: incident.evidence, count: incident.event_count };
   }
 
   function updateCounts() {
@@ -157,24 +214,42 @@
     setLink(linkState);
     showWho();
     $("signin-error").textContent = signinError ? text[signinError] : "";
-    for (const card of $("grid").children) {
-      const event = events.get(card.dataset.id);
-      if (event) fillCard(card, event);
-    }
+    for (const tile of tiles.values()) fillCard(tile.card, tile);
   }
 
+  async function getJson(path) {
+    const response = await fetch(API + path, { headers: { Accept: "application/json" } });
+    if (response.status === 401) return null;
+    if (!response.ok) throw new Error("HTTP " + response.status + " for " + path);
+    return response.json();
+  }
+
+  // The latest incidents and the latest events without an incident, merged newest first.
   async function loadLatest() {
     try {
-      const response = await fetch(API + "/events?limit=" + INITIAL, { headers: { Accept: "application/json" } });
-      if (response.status === 401) {
+      const [incidents, loose] = await Promise.all([
+        getJson("/incidents?limit=" + INITIAL),
+        getJson("/events?incident_id=&limit=" + INITIAL),
+      ]);
+      if (incidents === null || loose === null) {
         signedOut(); // the session ended (expired, or the server restarted with a new key)
         return;
       }
-      if (!response.ok) throw new Error("HTTP " + response.status);
-      const page = await response.json();
-      (page.items || []).forEach((event) => addEvent(event, false));
+      const seen = (incidents.items || []).map(fromIncident).concat((loose.items || []).map(fromEvent));
+      seen.sort((a, b) => (a.event.id < b.event.id ? 1 : -1));
+      seen.slice(0, INITIAL).forEach((item) => show(item, false, false));
     } catch (err) {
-      console.warn("gridwatch: loading the latest events failed", err);
+      console.warn("gridwatch: loading the latest alerts failed", err);
+    }
+  }
+
+  // A live update or close of an incident the wall did not show: its summary has the count and the snapshot.
+  async function loadIncident(incidentId) {
+    try {
+      const incident = await getJson("/incidents/" + encodeURIComponent(incidentId));
+      if (incident !== null) show(fromIncident(incident), false, false);
+    } catch (err) {
+      console.warn("gridwatch: loading incident " + incidentId + " failed", err);
     }
   }
 
@@ -194,8 +269,11 @@
         console.warn("gridwatch: bad stream message", err);
         return;
       }
-      if (!events.has(event.id)) received += 1;
-      addEvent(event, true);
+      const known = event && typeof event === "object" && tiles.has(tileKey(event));
+      if (show(fromEvent(event), true, true)) {
+        received += 1;
+        if (!known && event.state !== "open" && hasIncident(event)) loadIncident(event.incident_id);
+      }
     };
     source.onerror = () => {
       setLink("offline");
@@ -241,7 +319,7 @@
     retryTimer = null;
     retryMs = 1000;
     session = null;
-    events.clear();
+    tiles.clear();
     $("grid").replaceChildren();
     received = 0;
     updateCounts();

@@ -10,6 +10,7 @@ import httpx2
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from ulid import ULID
 
 from api.app import create_app
 from api.auth import ROLES, SESSION_COOKIE, FailureLimiter, SessionClaims, decode_session, encode_session
@@ -17,9 +18,9 @@ from api.deps import AdminDep, OperatorDep
 from api.models import SessionPublic
 from core.settings import ApiRole
 from tests.api.conftest import SESSION_KEY, VERSION, Parts, bearer, make_auth, make_token, secret_of
-from tests.intake.builders import make_event_with_blobs
+from tests.intake.builders import make_event, make_event_with_blobs
 
-DATA_ROUTES = ["events", "event", "evidence", "stream", "session"]
+DATA_ROUTES = ["events", "event", "evidence", "incidents", "incident", "stream", "session"]
 
 
 @pytest.fixture
@@ -27,9 +28,13 @@ def urls(secured_parts: Parts) -> dict[str, str]:
     """A URL per data route that answers 200 to a good caller: an event and its evidence are stored."""
     event, blobs = make_event_with_blobs(seed=3)
     secured_parts.sink.emit(event, blobs)
+    incident_id = str(ULID())
+    secured_parts.sink.emit(make_event(60.0, incident_id=incident_id), {})
     return {
         "events": "/api/v1/events",
         "event": f"/api/v1/events/{event.id}",
+        "incidents": "/api/v1/incidents",
+        "incident": f"/api/v1/incidents/{incident_id}",
         "evidence": f"/api/v1/evidence/{event.evidence[0].key}",
         "stream": "/api/v1/stream",
         "session": "/api/v1/session",
@@ -69,7 +74,7 @@ def test_a_wrong_token_is_401(secured: TestClient, urls: dict[str, str], route: 
 
 
 @pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("route", ["events", "event", "evidence", "session"])
+@pytest.mark.parametrize("route", ["events", "event", "incidents", "incident", "evidence", "session"])
 def test_every_role_may_read(secured: TestClient, urls: dict[str, str], route: str, role: ApiRole) -> None:
     response = secured.get(urls[route], headers=bearer(role))
     assert response.status_code == 200, response.text

@@ -5,9 +5,9 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from core.events import Event
+from core.events import Event, EventState
 from tests.api.conftest import Parts
-from tests.intake.builders import BASE_TIME, make_event, make_event_with_blobs
+from tests.intake.builders import BASE_TIME, make_event, make_event_with_blobs, ulid_at
 
 
 @pytest.fixture
@@ -102,3 +102,33 @@ def test_get_unknown_event_is_404(client: TestClient) -> None:
 )
 def test_malformed_event_id_is_422(client: TestClient, bad_id: str) -> None:
     assert client.get(f"/api/v1/events/{bad_id}").status_code == 422
+
+
+@pytest.fixture
+def incident(parts: Parts, stored: list[Event]) -> list[Event]:
+    """An open, an update and a close sharing one incident id, after the five incident-less `stored` events."""
+    incident_id = ulid_at(BASE_TIME + timedelta(minutes=10))
+    events = [
+        make_event(600.0 + 60.0 * i, incident_id=incident_id, state=state)
+        for i, state in enumerate([EventState.open, EventState.update, EventState.close])
+    ]
+    for event in events:
+        parts.sink.emit(event, {})
+    return events
+
+
+def test_list_filters_by_incident(client: TestClient, stored: list[Event], incident: list[Event]) -> None:
+    incident_id = incident[0].incident_id
+    assert page_ids(client, incident_id=incident_id) == ([e.id for e in reversed(incident)], None)
+    assert page_ids(client, incident_id=incident_id, limit=2)[1] == incident[1].id
+    assert page_ids(client, incident_id=incident_id, camera="cam-a") == ([], None)
+    assert page_ids(client, incident_id=ulid_at(BASE_TIME)) == ([], None)
+    # empty: the events without an incident
+    assert page_ids(client, incident_id="") == ([e.id for e in reversed(stored)], None)
+    body = client.get("/api/v1/events", params={"incident_id": incident_id}).json()
+    assert [Event.model_validate(item) for item in body["items"]] == incident[::-1]
+
+
+@pytest.mark.parametrize("bad_id", ["not-a-ulid", "01hwsjx3c0qvq9b2a71xp216pe", "01HWSJX3C0QVQ9B2A71XP216PU"])
+def test_malformed_incident_filter_is_422(client: TestClient, bad_id: str) -> None:
+    assert client.get("/api/v1/events", params={"incident_id": bad_id}).status_code == 422

@@ -33,6 +33,8 @@ def test_operation_ids_are_stable(client: TestClient) -> None:
     assert operations == {
         "list_events",
         "get_event",
+        "list_incidents",
+        "get_incident",
         "get_evidence",
         "stream_events",
         "healthz",

@@ -18,10 +18,10 @@ from ulid import ULID
 
 from api.app import ApiDeps, create_app
 from api.auth import AuthConfig, FailureLimiter
-from core.events import Event
+from core.events import Event, EventState
 from core.settings import ApiToken
-from core.types import Detections
-from ingest.evidence import make_snapshot
+from core.types import Detections, Overlay
+from incidents.evidence import make_snapshot
 from intake.bus import EventBus
 from intake.evidence import EvidenceStore
 from intake.sink import IntakeSink
@@ -63,24 +63,35 @@ def frame(footage_path: Path) -> np.ndarray:
     raise AssertionError("footage too short")
 
 
-def real_event(frame: np.ndarray, camera: str, name: str, zone: str) -> tuple[Event, dict[str, bytes]]:
+def real_event(
+    frame: np.ndarray,
+    camera: str,
+    name: str,
+    zone: str,
+    *,
+    incident_id: str = "",
+    state: EventState = EventState.open,
+) -> tuple[Event, dict[str, bytes]]:
     dets = Detections(
         xyxy=np.array([[186, 160, 220, 235]], np.float32),
         confidence=np.array([0.83], np.float32),
         class_id=np.array([0], np.int64),
     )
     labels = ["person"]
-    polygon = np.array([[0, 180], [650, 180], [768, 480], [0, 240]], np.float64)
-    snap = make_snapshot(frame, dets, labels, np.array([0]), polygon, f"{camera} walkway")
+    height, width = frame.shape[:2]
+    polygon = tuple((x / width, y / height) for x, y in [(0, 180), (650, 180), (768, 480), (0, 240)])
+    snap = make_snapshot(frame, dets, labels, np.array([0]), Overlay(polygons=(polygon,)), f"{camera} walkway")
     now = datetime.now(UTC)
     event = Event(
         id=str(ULID()),
+        incident_id=incident_id,
         rule_id="walkway-intrusion",
         rule_kind="zone_intrusion",
         camera_id=camera,
         camera_name=name,
         zone=zone,
         category="0501",
+        state=state,
         first_seen=now,
         last_seen=now,
         count=1,
@@ -115,6 +126,10 @@ def viewer_auth(limiter: FailureLimiter | None = None) -> AuthConfig:
 @pytest.fixture
 def secured_wall(tmp_path: Path) -> Iterator[tuple[str, IntakeSink]]:
     yield from serve_wall(tmp_path, viewer_auth())
+
+
+def annotated_key(event: Event) -> str:
+    return next(e.key for e in event.evidence if e.kind == "annotated")
 
 
 def expect_snapshot_loaded(card: Locator) -> None:
@@ -163,6 +178,74 @@ def test_wall_shows_stored_and_live_events_with_their_snapshots(
     # and: the language toggle switches the labels
     page.locator("#lang").click()
     expect(page.locator("#lang")).to_have_text("中文")
+    assert errors == []
+    page.close()
+
+
+@pytest.mark.slow
+def test_an_incident_keeps_one_tile_through_its_open_update_and_close(
+    browser: Browser, wall: tuple[str, IntakeSink], frame: np.ndarray
+) -> None:
+    url, sink = wall
+    page, errors = open_wall(browser, url)
+    expect(page.locator("#live-dot")).to_have_attribute("data-state", "live")
+    cards = page.locator("#grid article.card")
+    incident_id = str(ULID())
+    tile = page.locator(f'#grid article.card[data-key="{incident_id}"]')
+
+    # when: the incident opens, then an event without an incident arrives from another camera
+    sink.emit(*real_event(frame, "cam-01", "东门人行道", "walkway", incident_id=incident_id))
+    expect(tile.locator(".state")).to_have_text("新发")
+    sink.emit(*real_event(frame, "cam-02", "Library plaza", "plaza"))
+
+    # then: two tiles, the newer event on top, the incident's tile counting one event
+    expect(cards).to_have_count(2)
+    expect(cards.first).to_contain_text("Library plaza")
+    expect(tile.locator(".hits")).to_have_text("共 1 次")
+
+    # when: the incident's update comes, with a fresh snapshot (the scene mirrored)
+    update, blobs = real_event(
+        np.ascontiguousarray(frame[:, ::-1]), "cam-01", "东门人行道", "walkway", incident_id=incident_id
+    )
+    update = update.model_copy(update={"state": EventState.update, "reason": "1 person in zone walkway for 60 s"})
+    sink.emit(update, blobs)
+
+    # then: the same tile, moved to the top, shows the update's state, count, reason and snapshot
+    expect(tile.locator(".state")).to_have_text("持续")
+    expect(cards).to_have_count(2)
+    expect(cards.first).to_have_attribute("data-key", incident_id)
+    expect(tile.locator(".hits")).to_have_text("共 2 次")
+    expect(tile).to_contain_text("for 60 s")
+    expect(tile.locator("img")).to_have_attribute("src", f"/api/v1/evidence/{annotated_key(update)}")
+    expect_snapshot_loaded(tile)
+
+    # when: the incident closes (no evidence)
+    close = update.model_copy(
+        update={"id": str(ULID()), "state": EventState.close, "evidence": [], "reason": "not seen for 125 s"}
+    )
+    sink.emit(close, {})
+
+    # then: still one tile for it, dimmed and labelled closed, still showing the update's snapshot
+    expect(tile.locator(".state")).to_have_text("结束")
+    expect(tile).to_have_class(re.compile(r"\bclosed\b"))
+    expect(tile).to_have_css("opacity", "0.55")
+    expect(tile.locator(".hits")).to_have_text("共 3 次")
+    expect(cards).to_have_count(2)
+    expect(tile.locator("img")).to_have_attribute("src", f"/api/v1/evidence/{annotated_key(update)}")
+    expect_snapshot_loaded(tile)
+
+    # and: in English, then after a reload (from the incidents API), it is the same one closed tile
+    page.locator("#lang").click()
+    expect(tile.locator(".state")).to_have_text("Closed")
+    expect(tile.locator(".hits")).to_have_text("3 events")
+    page.reload()
+    expect(cards).to_have_count(2)
+    expect(tile).to_have_count(1)
+    expect(tile.locator(".state")).to_have_text("Closed")
+    expect(tile.locator(".hits")).to_have_text("3 events")
+    expect(tile).to_have_class(re.compile(r"\bclosed\b"))
+    expect(tile.locator("img")).to_have_attribute("src", f"/api/v1/evidence/{annotated_key(update)}")
+    expect_snapshot_loaded(tile)
     assert errors == []
     page.close()
 

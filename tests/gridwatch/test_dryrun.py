@@ -63,10 +63,16 @@ def test_dry_run_over_the_footage_fires_the_walkway_only(
     )
     lines = capsys.readouterr().out.splitlines()
     assert code == 0
-    assert lines[-1] == "4 frames: walkway fired on 4, lawn fired on 0, bus-anywhere fired on 0, night-only fired on 0"
-    assert lines[0].startswith("vtest_h264.mp4@0.0s  walkway  zone=walkway  ")
+    # visits at 0, 20, 40 and 60 s: the walkway incident opens at once and updates after its 60 s cooldown
+    assert lines[-1] == (
+        "4 visits over 80 s: walkway: 1 opened, 1 updated, 0 closed; lawn: 0 opened, 0 updated, 0 closed; "
+        "bus-anywhere: 0 opened, 0 updated, 0 closed; night-only: 0 opened, 0 updated, 0 closed"
+    )
+    assert lines[0].startswith("     0.0s  walkway  opened  incident ")
+    assert lines[1].startswith("    60.0s  walkway  updated  incident " + lines[0].split()[4])
+    assert "zone=walkway" in lines[0] and "person in zone walkway" in lines[0]
     snapshots = sorted(out.iterdir())
-    assert len(snapshots) == 4
+    assert len(snapshots) == 2
     assert cv2.imread(str(snapshots[0])).shape == (576, 768, 3)
 
 
@@ -74,12 +80,14 @@ def test_arming_windows_follow_the_given_time(
     rules_file: Path, footage_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run(rules_file, "--on", str(footage_path), "--every", "40", "--at", "2026-05-04T23:30:00+08:00") == 0
-    assert capsys.readouterr().out.splitlines()[-1].endswith("night-only fired on 2")
+    assert capsys.readouterr().out.splitlines()[-1].endswith("night-only: 1 opened, 0 updated, 0 closed")
 
 
 def test_dry_run_on_a_photo(rules_file: Path, bus_jpg: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(rules_file, "--on", str(bus_jpg), "--at", "2026-05-04T10:00:00+08:00") == 0
-    assert "bus.jpg  bus-anywhere  zone=frame  1 bus in zone frame" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "bus-anywhere  opened  incident " in out and "zone=frame  1 bus in zone frame" in out
+    assert out.splitlines()[-1].startswith("1 visits over 0 s: ")
 
 
 def test_a_time_without_a_zone_is_refused(rules_file: Path, bus_jpg: Path) -> None:
@@ -91,3 +99,25 @@ def test_a_time_without_a_zone_is_refused(rules_file: Path, bus_jpg: Path) -> No
 def test_a_missing_clip_is_a_clear_error(rules_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(rules_file, "--on", str(tmp_path / "nope.mp4")) == 2
     assert "nope.mp4: no such clip, image or folder" in capsys.readouterr().err
+
+
+def test_a_simulated_hour_loops_the_clip_and_reports_incidents_not_hits(
+    rules_file: Path, footage_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # an hour of patrol at one visit a minute over the 79.5 s clip, looped
+    code = run(
+        rules_file,
+        "--on",
+        str(footage_path),
+        "--every",
+        "60",
+        "--duration",
+        "3600",
+        "--at",
+        "2026-05-04T10:00:00+08:00",
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    # people are on the walkway at every visit: one incident, opened once and updated at each visit after it
+    assert lines[-1].startswith("61 visits over 3600 s: walkway: 1 opened, 60 updated, 0 closed;")
+    assert len({line.split()[4] for line in lines[:-1] if " walkway " in line}) == 1

@@ -10,6 +10,7 @@ from core.errors import ConfigError
 from core.settings import Settings
 from detectors.session import usable_cores
 from gridwatch.runtime import RulesHolder, inference_workers, load_settings
+from ingest.cameras import Camera
 
 LABELS = ["person", "bicycle", "car"]
 RULE = """\
@@ -82,7 +83,7 @@ def test_environment_overrides_the_settings_file(tmp_path: Path, monkeypatch: py
 
 def test_rules_naming_unknown_cameras_are_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "site.yaml").write_text(RULE.format(rule_id="gate", cls="person") + "    cameras: [cam-1, cam-9]\n")
-    holder = RulesHolder(tmp_path, LABELS, frozenset({"cam-1", "cam-2"}))
+    holder = RulesHolder(tmp_path, LABELS, [Camera(id=c, url="file:///x.mp4") for c in ("cam-1", "cam-2")])
     expected = f"{tmp_path / 'site.yaml'}:6:22: rules[0].cameras[1]: camera 'cam-9' is not in cameras.yaml"
     assert holder.status()["warnings"] == [expected]
     assert expected in caplog.text

@@ -1,7 +1,8 @@
-"""The grabber against the real RTSP test server: keyframes, concurrency, dead cameras, credentials."""
+"""The grabber against the real RTSP test server: keyframes, bursts, concurrency, dead cameras, credentials."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import socket
 import threading
@@ -128,6 +129,54 @@ def test_silent_camera_times_out_while_another_camera_still_answers(
         elapsed = time.monotonic() - started
     assert_camera_frame(good, "cam-good", 1, rtsp_server.url(2))
     assert elapsed < FAST.open_s + FAST.read_s + SLACK_S
+
+
+def assert_burst(frames: list[Frame], camera_id: str, seq: int, source: str, count: int) -> None:
+    for i, frame in enumerate(frames):
+        assert_camera_frame(frame, camera_id, seq + i, source)
+    assert len(frames) == count
+    assert len({frame.image.tobytes() for frame in frames}) == count, "every frame shows another moment"
+    assert all(a.monotonic < b.monotonic and a.captured_at < b.captured_at for a, b in itertools.pairwise(frames))
+
+
+def test_grabs_a_burst_over_rtsp_without_leaking_credentials(rtsp_server: RtspServer) -> None:
+    started = time.monotonic()
+
+    frames, timing = Grabber(FAST).grab_burst("cam-auth", rtsp_server.auth_url(), 20, 5, 2.0)
+
+    elapsed = time.monotonic() - started
+    assert_burst(frames, "cam-auth", 20, f"rtsp://***@127.0.0.1:{rtsp_server.port}/auth", 5)
+    # frame times come from the stream's timestamps: 10 fps, so exactly 0.5 s apart
+    offsets = [frame.monotonic - frames[0].monotonic for frame in frames]
+    assert offsets == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0], abs=0.02)
+    assert (frames[-1].captured_at - frames[0].captured_at).total_seconds() == pytest.approx(2.0, abs=0.02)
+    # a live camera shows the span in real time
+    assert timing.connect > 0 and timing.decode > 0 and timing.span > 1000.0
+    assert timing.total == pytest.approx(elapsed * 1000.0, rel=0.1)
+    assert elapsed < FAST.keyframe_s + 2.0 + SLACK_S
+
+
+def test_silent_camera_times_out_while_another_camera_still_bursts(
+    rtsp_server: RtspServer, silent_listener: int
+) -> None:
+    grabber = Grabber(FAST)
+    silent_url = f"rtsp://127.0.0.1:{silent_listener}/cam0"
+    finished: list[float] = []
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        silent = pool.submit(grabber.grab_burst, "cam-silent", silent_url, 1, 8, 4.0)
+        silent.add_done_callback(lambda _: finished.append(time.monotonic() - started))
+
+        good, _ = grabber.grab_burst("cam-good", rtsp_server.url(3), 1, 4, 1.5)
+
+        with pytest.raises(
+            GrabError, match=r"camera cam-silent \(rtsp://127\.0\.0\.1:\d+/cam0\): no answer within 1 s"
+        ):
+            silent.result()
+        elapsed = time.monotonic() - started
+    assert_burst(good, "cam-good", 1, rtsp_server.url(3), 4)
+    assert finished[0] < FAST.open_s + FAST.read_s + SLACK_S, "the silent camera is given up at its open timeout"
+    assert elapsed < FAST.keyframe_s + 1.5 + SLACK_S
 
 
 def test_credentials_reach_the_camera_but_never_the_frame(rtsp_server: RtspServer) -> None:

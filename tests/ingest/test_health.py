@@ -7,7 +7,7 @@ import pytest
 
 from core.events import EventState, Severity
 from ingest.cameras import Camera
-from ingest.health import health_event
+from ingest.health import CameraHealthIncidents
 from ingest.patrol import Patrol
 from ingest.scheduler import BackoffPolicy, Health, HealthChange, InProcessScheduler
 from tests.ingest.test_patrol import RecordingPipeline
@@ -29,7 +29,10 @@ AT = datetime(2026, 5, 4, 2, 0, tzinfo=UTC)
 def test_only_offline_and_its_recovery_are_events(
     before: Health, after: Health, state: EventState | None, severity: Severity | None
 ) -> None:
-    event = health_event(
+    health = CameraHealthIncidents()
+    if before == Health.offline:  # the camera went offline before
+        health.event(CAM, HealthChange(CAM.id, Health.degraded, Health.offline, "refused"), AT)
+    event = health.event(
         CAM, HealthChange(CAM.id, before, after, "camera gate-3 (rtsp://***@10.0.0.3/ch1): refused"), AT
     )
     if state is None:
@@ -56,5 +59,20 @@ def test_the_patrol_reports_a_camera_going_offline_once() -> None:
     patrol.stop()
     dead = [(c.before, c.after) for c in changes if c.camera_id == "dead"]
     assert dead == [(Health.unknown, Health.degraded), (Health.degraded, Health.offline)]
-    events = [health_event(cameras[0], c, AT) for c in changes if c.camera_id == "dead"]
+    health = CameraHealthIncidents()
+    events = [health.event(cameras[0], c, AT) for c in changes if c.camera_id == "dead"]
     assert [None if e is None else e.state for e in events] == [None, EventState.open]
+
+
+def test_offline_and_back_online_share_one_incident_id() -> None:
+    # given
+    health = CameraHealthIncidents()
+    # when: offline, back, offline again
+    down = health.event(CAM, HealthChange(CAM.id, Health.degraded, Health.offline, "refused"), AT)
+    up = health.event(CAM, HealthChange(CAM.id, Health.offline, Health.online, ""), AT)
+    again = health.event(CAM, HealthChange(CAM.id, Health.degraded, Health.offline, "refused"), AT)
+    # then: one incident opened and closed, then a new one
+    assert down is not None and up is not None and again is not None
+    assert (down.state, up.state, again.state) == (EventState.open, EventState.close, EventState.open)
+    assert down.incident_id == up.incident_id != again.incident_id
+    assert up.reason == "camera back online" and down.reason.startswith("camera offline")

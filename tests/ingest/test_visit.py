@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 
 from core.clock import SystemClock
-from core.events import Event
+from core.events import Event, EventState
 from detectors.detector import Detector
 from detectors.manifest import load_manifest
 from detectors.session import create_session
+from incidents.tracker import IncidentTracker
 from ingest.cameras import Camera
 from ingest.grabber import Grabber
 from ingest.visit import VisitPipeline
 from rules.engine import RuleEngine
-from rules.lifecycle import EventGate
 from rules.loader import load_rule_files
 from tests.support.assets import ROOT
 
@@ -46,7 +46,7 @@ def test_an_intake_failure_is_not_the_cameras_and_the_event_comes_on_the_next_vi
     engine = RuleEngine(load_rule_files([ROOT / "configs" / "demo" / "rules"]), detector.labels)
     sink = FlakySink()
     grabber = Grabber()
-    pipeline = VisitPipeline(grabber, detector, lambda: engine, EventGate(), sink, SystemClock())
+    pipeline = VisitPipeline(grabber, detector, lambda: engine, IncidentTracker(), sink, SystemClock())
     camera = Camera(id="cam-1", url=footage_path.as_uri())
     try:
         # when: the rule fires while the intake is down
@@ -55,10 +55,11 @@ def test_an_intake_failure_is_not_the_cameras_and_the_event_comes_on_the_next_vi
         assert first.fired == 1 and first.events == []
         assert "not delivered" in caplog.text and "No space left on device" in caplog.text
 
-        # when: the intake is back, the next visit delivers (no cooldown was started by the failed one)
+        # when: the intake is back, the next visit delivers the incident's open (it was never announced)
         sink.down = False
         second = pipeline.visit(camera, 2)
     finally:
         grabber.close()
     assert [e.id for e in second.events] == [e.id for e in sink.accepted]
     assert len(sink.accepted) == 1 and sink.accepted[0].rule_id == "walkway-intrusion"
+    assert sink.accepted[0].state == EventState.open and sink.accepted[0].incident_id

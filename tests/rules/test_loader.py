@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigError
-from rules.loader import check_rule_files, load_rule_files
 from rules.kinds.zone_intrusion import ZoneIntrusionRule
+from rules.loader import check_rule_files, load_rule_files
 from tests.rules.builders import DATA
 
 BAD = DATA / "bad"

@@ -1,0 +1,238 @@
+"""From verdicts to incidents: N-of-M confirmation, open / update / close, cooldown between updates.
+
+An incident is one problem at one camera, keyed by (rule, camera, zone, object key): a fence with people in it,
+one parked car, one covered lens. It opens once its rule fired on `confirm_hits` of its last `confirm_of`
+visits; while it is seen, an update (with fresh evidence) is emitted at most once per `cooldown_s`; it closes
+when nothing was seen for `close_after_s` seconds or `close_after_visits` visits in a row. All its events share
+one incident id. Time is the capture time of the visits, so a simulated patrol behaves like a live one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ulid import ULID
+
+from core.events import EventState
+from core.types import Verdict
+from rules.schema import BaseRule
+
+logger = logging.getLogger(__name__)
+
+Slot = tuple[str, str]  # zone ("" for none), object key within the rule and camera
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentPolicy:
+    """When an incident opens, how often it updates and when it closes."""
+
+    confirm_hits: int = 1
+    confirm_of: int = 1
+    cooldown_s: float = 60.0
+    close_after_s: float = 180.0
+    close_after_visits: int | None = None
+
+    @classmethod
+    def of(cls, rule: BaseRule) -> IncidentPolicy:
+        return cls(rule.confirm.hits, rule.confirm.of, rule.cooldown_s, rule.close_after_s, rule.close_after_visits)
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentChange:
+    """One emitted step of an incident. `verdict` is the firing verdict of this visit (open and update); a close
+    has none. `sightings`: visits that saw it."""
+
+    incident_id: str
+    state: EventState
+    rule_id: str
+    camera_id: str
+    zone: str | None
+    key: str
+    first_seen: datetime
+    last_seen: datetime
+    sightings: int
+    verdict: Verdict | None
+    reason: str
+
+
+@dataclass(slots=True)
+class _Incident:
+    fingerprint: str
+    first_seen: datetime
+    last_seen: datetime
+    history: int = 0  # one bit per visit, newest lowest, while not yet confirmed
+    incident_id: str = ""  # "" while not confirmed
+    announced: bool = False
+    last_update: float = 0.0  # capture time (epoch seconds) of the last emitted open or update
+    misses: int = 0
+    sightings: int = 0
+    verdict: Verdict | None = field(default=None, repr=False)
+
+
+class IncidentTracker:
+    """Incidents of every rule and camera of one patrol. Thread-safe; one camera is observed by one worker at a
+    time, several cameras at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_rule_camera: dict[tuple[str, str], dict[Slot, _Incident]] = {}
+        self._retry: list[IncidentChange] = []  # closes the sink could not take, emitted again next time
+
+    def observe(
+        self,
+        rule_id: str,
+        fingerprint: str,
+        camera_id: str,
+        policy: IncidentPolicy,
+        verdicts: Sequence[Verdict],
+        at: datetime,
+    ) -> list[IncidentChange]:
+        """Fold one visit's verdicts of one rule at one camera into its incidents; `verdicts` empty: nothing was
+        seen (or the rule was not armed)."""
+        fired = {(v.zone or "", v.key): v for v in verdicts if v.fired}
+        changes: list[IncidentChange] = []
+        with self._lock:
+            slots = self._by_rule_camera.setdefault((rule_id, camera_id), {})
+            for slot, verdict in fired.items():
+                inc = slots.get(slot)
+                if inc is None or inc.fingerprint != fingerprint:
+                    inc = slots[slot] = _Incident(fingerprint, at, at)
+                self._seen(inc, policy, verdict, at, changes, (rule_id, camera_id, slot))
+            for slot, inc in list(slots.items()):
+                if slot not in fired and self._missed(inc, policy, at, changes, (rule_id, camera_id, slot)):
+                    del slots[slot]
+            if not slots:
+                del self._by_rule_camera[(rule_id, camera_id)]
+            changes.extend(self._take_retries(rule_id, camera_id))
+        return changes
+
+    def _seen(
+        self,
+        inc: _Incident,
+        policy: IncidentPolicy,
+        verdict: Verdict,
+        at: datetime,
+        out: list[IncidentChange],
+        where: tuple[str, str, Slot],
+    ) -> None:
+        inc.last_seen, inc.misses, inc.verdict = at, 0, verdict
+        inc.sightings += 1
+        if not inc.incident_id:
+            inc.history = ((inc.history << 1) | 1) & ((1 << policy.confirm_of) - 1)
+            if inc.history.bit_count() < policy.confirm_hits:
+                return
+            inc.incident_id = str(ULID())
+        now = at.timestamp()
+        if not inc.announced:
+            inc.announced, inc.last_update = True, now
+            out.append(_change(inc, EventState.open, where, verdict, verdict.reason))
+        elif now - inc.last_update >= policy.cooldown_s:
+            inc.last_update = now
+            out.append(_change(inc, EventState.update, where, verdict, verdict.reason))
+
+    def _missed(
+        self,
+        inc: _Incident,
+        policy: IncidentPolicy,
+        at: datetime,
+        out: list[IncidentChange],
+        where: tuple[str, str, Slot],
+    ) -> bool:
+        """Count a visit that did not see the incident; True when it is gone (closed, or a candidate that faded)."""
+        inc.misses += 1
+        if not inc.incident_id:
+            inc.history = (inc.history << 1) & ((1 << policy.confirm_of) - 1)
+            return inc.history == 0
+        quiet_s = (at - inc.last_seen).total_seconds()
+        by_visits = policy.close_after_visits is not None and inc.misses >= policy.close_after_visits
+        if quiet_s < policy.close_after_s and not by_visits:
+            return False
+        if inc.announced:
+            reason = f"not seen for {quiet_s:.0f} s ({inc.misses} visits)"
+            out.append(_change(inc, EventState.close, where, None, reason, closed_at=at))
+        return True
+
+    def _take_retries(self, rule_id: str, camera_id: str) -> list[IncidentChange]:
+        mine = [c for c in self._retry if (c.rule_id, c.camera_id) == (rule_id, camera_id)]
+        if mine:
+            self._retry = [c for c in self._retry if c not in mine]
+        return mine
+
+    def undeliver(self, change: IncidentChange) -> None:
+        """The sink could not take `change`: an open is announced again (as an open) at the next sighting, an
+        update's cooldown is lifted, a close is emitted again at the next visit of its rule and camera."""
+        with self._lock:
+            if change.state == EventState.close:
+                self._retry.append(change)
+                return
+            inc = self._by_rule_camera.get((change.rule_id, change.camera_id), {}).get((change.zone or "", change.key))
+            if inc is None or inc.incident_id != change.incident_id:
+                return
+            if change.state == EventState.open:
+                inc.announced = False
+            inc.last_update = 0.0
+
+    def retain(self, fingerprints: Mapping[str, str], at: datetime) -> list[IncidentChange]:
+        """After a reload (`rule id -> fingerprint` of the rules now running): incidents of rules that changed or
+        are gone close now, with that reason; those of unchanged rules carry on."""
+        closes: list[IncidentChange] = []
+        with self._lock:
+            for (rule_id, camera_id), slots in list(self._by_rule_camera.items()):
+                for slot, inc in list(slots.items()):
+                    if fingerprints.get(rule_id) == inc.fingerprint:
+                        continue
+                    del slots[slot]
+                    if inc.announced:
+                        why = "rule changed" if rule_id in fingerprints else "rule removed"
+                        closes.append(_change(inc, EventState.close, (rule_id, camera_id, slot), None, why, at))
+                if not slots:
+                    del self._by_rule_camera[(rule_id, camera_id)]
+        return closes
+
+    def open_incidents(self) -> list[IncidentChange]:
+        """Every announced incident, as its latest state (for health pages and tests)."""
+        with self._lock:
+            return [
+                _change(inc, EventState.update, (rule_id, camera_id, slot), inc.verdict, "open")
+                for (rule_id, camera_id), slots in self._by_rule_camera.items()
+                for slot, inc in slots.items()
+                if inc.announced
+            ]
+
+    def forget_rules(self, rule_ids: Iterable[str]) -> None:
+        drop = set(rule_ids)
+        with self._lock:
+            for key in [k for k in self._by_rule_camera if k[0] in drop]:
+                del self._by_rule_camera[key]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(len(s) for s in self._by_rule_camera.values())
+
+
+def _change(
+    inc: _Incident,
+    state: EventState,
+    where: tuple[str, str, Slot],
+    verdict: Verdict | None,
+    reason: str,
+    closed_at: datetime | None = None,
+) -> IncidentChange:
+    rule_id, camera_id, (zone, key) = where
+    return IncidentChange(
+        incident_id=inc.incident_id,
+        state=state,
+        rule_id=rule_id,
+        camera_id=camera_id,
+        zone=zone or None,
+        key=key,
+        first_seen=inc.first_seen,
+        last_seen=closed_at or inc.last_seen,
+        sightings=inc.sightings,
+        verdict=verdict,
+        reason=reason,
+    )
