@@ -41,6 +41,8 @@ class PatrolSettings(BaseModel):
     backoff_max_s: float = Field(default=600.0, gt=0)
     offline_after_failures: int = Field(default=3, ge=1)
     rules_poll_s: float = Field(default=2.0, gt=0)
+    # how often learned rule state (count_anomaly baselines) is saved to data_dir/rule-state.json; also at stop
+    rule_state_save_s: float = Field(default=300.0, gt=0)
 
 
 class EvidenceSettings(BaseModel):

@@ -28,6 +28,7 @@ from detectors.detector import Detector
 from detectors.session import create_session, default_workers, usable_cores
 from gridwatch import __version__
 from gridwatch.modelstore import resolve_model
+from gridwatch.rulestate import RULE_STATE_FILE, load_rule_state, save_rule_state
 from incidents.events import RuleFacts, incident_event
 from incidents.tracker import IncidentChange, IncidentTracker
 from ingest.cameras import Camera, load_cameras
@@ -195,6 +196,7 @@ class Runtime:
     def start(self) -> None:
         self.patrol.start()
         threading.Thread(target=self._poll_rules, name="rules-reload", daemon=True).start()
+        threading.Thread(target=self._save_rule_state_loop, name="rule-state-save", daemon=True).start()
 
     def _poll_rules(self) -> None:
         while not self.stop_event.wait(self.settings.patrol.rules_poll_s):
@@ -203,9 +205,25 @@ class Runtime:
             except Exception:  # loop boundary: hot reload must outlive any one bad file
                 logger.exception("rules reload failed; the last good rules keep running")
 
+    def _save_rule_state_loop(self) -> None:
+        while not self.stop_event.wait(self.settings.patrol.rule_state_save_s):
+            try:
+                self.save_rule_state()
+            except Exception:  # loop boundary: a failed save is tried again at the next interval
+                logger.exception("rule state not saved")
+
+    def save_rule_state(self) -> None:
+        """Learned rule state (baselines) to `data_dir/rule-state.json`; a full disk is logged, not raised."""
+        path = self.settings.data_dir / RULE_STATE_FILE
+        try:
+            save_rule_state(path, self.rules.engine(), self.rules.state)
+        except OSError as exc:
+            logger.warning("rule state not saved to %s: %s", path, exc)
+
     def stop(self) -> None:
         self.stop_event.set()
         self.patrol.stop()
+        self.save_rule_state()
         self.batcher.close()
         self.bus.close()
         self.store.close()
@@ -272,6 +290,7 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
         categories=load_categories(config_dir),
         on_close=lambda closed: _emit_closes(sink, closed, by_id),
     )
+    load_rule_state(data / RULE_STATE_FILE, rules.engine(), rules.state)
     health = CameraHealthIncidents()
 
     def on_health(camera: Camera, change: HealthChange) -> None:

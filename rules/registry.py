@@ -11,8 +11,12 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field
 
-from rules.kinds import zone_intrusion
+from rules.kinds import absence, count_anomaly, crowd, persistence, zone_intrusion
+from rules.kinds.absence import AbsenceRule
 from rules.kinds.base import AnyKind
+from rules.kinds.count_anomaly import CountAnomalyRule
+from rules.kinds.crowd import CrowdRule
+from rules.kinds.persistence import PersistenceRule
 from rules.kinds.zone_intrusion import ZoneIntrusionRule
 from rules.schema import _Strict
 
@@ -20,10 +24,19 @@ logger = logging.getLogger(__name__)
 
 # the kinds, in the order the docs list them
 Rule = Annotated[
-    ZoneIntrusionRule,
+    ZoneIntrusionRule | CrowdRule | PersistenceRule | AbsenceRule | CountAnomalyRule,
     Field(discriminator="kind"),
 ]
-KINDS: dict[str, AnyKind] = {spec.name: spec for spec in (zone_intrusion.KIND,)}
+KINDS: dict[str, AnyKind] = {
+    spec.name: spec
+    for spec in (
+        zone_intrusion.KIND,
+        crowd.KIND,
+        persistence.KIND,
+        absence.KIND,
+        count_anomaly.KIND,
+    )
+}
 RULE_KINDS: frozenset[str] = frozenset(KINDS)
 
 

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from rules.jsonschema import rule_file_json_schema
-from rules.kinds.zone_intrusion import ZoneIntrusionRule
+from rules.registry import KINDS
 from tests.rules.builders import DATA
 
 jsonschema = pytest.importorskip("jsonschema", reason="jsonschema validates the exported schema")
@@ -20,17 +20,30 @@ def test_schema_exports_strict_rule_kinds() -> None:
     assert schema["additionalProperties"] is False
     rules = schema["properties"]["rules"]["items"]
     assert rules["discriminator"]["propertyName"] == "kind"
-    assert set(rules["discriminator"]["mapping"]) == {"zone_intrusion"}
-    rule = schema["$defs"]["ZoneIntrusionRule"]
-    assert rule["additionalProperties"] is False
-    assert set(rule["properties"]) == set(ZoneIntrusionRule.model_fields)
+    assert set(rules["discriminator"]["mapping"]) == set(KINDS)
+    for kind in KINDS.values():
+        definition = schema["$defs"][kind.model.__name__]
+        assert definition["additionalProperties"] is False
+        assert set(definition["properties"]) == set(kind.model.model_fields)
     assert schema["$defs"]["Zone"]["properties"]["polygon"]["minItems"] == 3
     jsonschema.Draft202012Validator.check_schema(schema)
 
 
 def _leaves(errors: Any) -> list[str]:
-    """Messages of the innermost errors (`oneOf` wraps the errors of each rule)."""
-    return [m for e in errors for m in (_leaves(e.context) if e.context else [e.message])]
+    """Messages of the innermost errors. `oneOf` wraps the errors of each rule kind's branch: only the branch
+    whose `kind` matches is the rule's (the others fail on `kind` first)."""
+    out: list[str] = []
+    for e in errors:
+        if not e.context:
+            out.append(e.message)
+            continue
+        branches: dict[object, list[Any]] = {}
+        for sub in e.context:
+            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+        for subs in branches.values():
+            if not any(list(sub.relative_path)[-1:] == ["kind"] for sub in subs):
+                out.extend(_leaves(subs))
+    return out
 
 
 def _errors(document: Any) -> list[str]:

@@ -7,6 +7,7 @@ import pytest
 from core.errors import ConfigError
 from rules.kinds.zone_intrusion import ZoneIntrusionRule
 from rules.loader import check_rule_files, load_rule_files
+from rules.registry import KINDS
 from tests.rules.builders import DATA
 
 BAD = DATA / "bad"
@@ -189,7 +190,7 @@ FILE_CASES: list[tuple[str, str, list[str]]] = [
         "rules:\n  - id: r1\n    kind: dwell\n",
         [
             "2:5: rules[0]: Input tag 'dwell' found using 'kind' "
-            "does not match any of the expected tags: 'zone_intrusion'"
+            f"does not match any of the expected tags: {', '.join(repr(k) for k in KINDS)}"
         ],
     ),
     (

@@ -1,0 +1,204 @@
+"""`persistence`: the same stationary object present in `min_hits` of the last `window` visits, spanning at least
+`min_span_s` (illegal parking 违章停车, street vending 占道经营, piled materials 乱堆物料).
+
+Visits a minute apart cannot be tracked, so "the same object" is the same class family (car, truck and bus are
+one vehicle by default) at an overlapping box (IoU >= `same_object_iou`) that also looks alike (a tiny greyscale
+thumbnail of the box, correlated). Each object is its own incident (`key` `o<N>`). An object missed on
+`gone_after_visits` visits in a row is gone: another object later parked in its place is a new object, and so
+is one that looks different at the same place (a car swapped for another between two visits).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass, field
+from typing import Literal
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import Field
+
+from core.types import Detections, Image, Observation, Verdict
+from rules.geometry import iou_matrix
+from rules.kinds.base import CompileContext, Evaluation, KindSpec
+from rules.schema import BaseRule, Name, Unit, ZoneFilter
+from rules.zone import ZoneMatcher
+
+logger = logging.getLogger(__name__)
+
+THUMB = 8  # side of the appearance thumbnail: 64 bytes an object
+
+
+class PersistenceRule(BaseRule, ZoneFilter):
+    kind: Literal["persistence"]
+    min_hits: int = Field(default=3, ge=1, le=64)
+    window: int = Field(default=5, ge=1, le=64)
+    min_span_s: float = Field(default=300.0, ge=0.0)
+    same_object_iou: Unit = 0.5
+    same_object_similarity: float = Field(default=0.3, ge=-1.0, le=1.0)
+    gone_after_visits: int = Field(default=3, ge=1, le=64)
+    families: tuple[tuple[Name, ...], ...] = (("car", "truck", "bus"),)
+    max_objects: int = Field(default=64, ge=1, le=1024)
+
+
+@dataclass(slots=True)
+class _Object:
+    ident: int
+    family: int
+    box: NDArray[np.float32]  # xyxy, normalised
+    thumb: NDArray[np.uint8]
+    first_seen: float  # epoch seconds
+    last_seen: float
+    history: int = 1  # one bit per visit, newest lowest
+    misses: int = 0
+
+
+@dataclass(slots=True)
+class PersistenceState:
+    objects: list[_Object] = field(default_factory=list)
+    next_id: int = 1
+
+
+def _thumb(image: Image, box: NDArray[np.float32]) -> NDArray[np.uint8]:
+    h, w = image.shape[:2]
+    x1, y1 = max(0, int(box[0] * w)), max(0, int(box[1] * h))
+    x2, y2 = min(w, max(x1 + 1, int(box[2] * w))), min(h, max(y1 + 1, int(box[3] * h)))
+    crop = cv2.cvtColor(np.ascontiguousarray(image[y1:y2, x1:x2]), cv2.COLOR_BGR2GRAY)
+    return np.asarray(cv2.resize(crop, (THUMB, THUMB), interpolation=cv2.INTER_AREA), np.uint8)
+
+
+def similarity(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> float:
+    """Zero-mean normalised correlation of two thumbnails, -1..1; flat ones are alike only if equally bright."""
+    fa, fb = a.astype(np.float32).ravel(), b.astype(np.float32).ravel()
+    da, db = fa - fa.mean(), fb - fb.mean()
+    norm = float(np.linalg.norm(da) * np.linalg.norm(db))
+    if norm < 1e-3:
+        return 1.0 if abs(float(fa.mean() - fb.mean())) < 16 else 0.0
+    return float(da @ db) / norm
+
+
+class Persistence:
+    def __init__(self, rule: PersistenceRule, matcher: ZoneMatcher, family_of: dict[int, int]) -> None:
+        self.rule = rule
+        self.matcher = matcher
+        self._family_of = family_of  # class id -> family number
+        self._mask = (1 << rule.window) - 1
+
+    def _candidates(self, obs: Observation) -> tuple[NDArray[np.int64], NDArray[np.float32], NDArray[np.int64]]:
+        """(indices, normalised boxes, families) of the last frame's objects in the zone, one per physical object:
+        overlapping boxes of one family (a van seen as both car and truck) count once, the most confident."""
+        dets: Detections = obs.last.detections
+        idx = np.flatnonzero(self.matcher.match(obs.width, obs.height, dets)).astype(np.int64)
+        idx = idx[np.argsort(-dets.confidence[idx], kind="stable")]
+        scale = np.array([obs.width, obs.height, obs.width, obs.height], np.float32)
+        boxes = dets.xyxy[idx] / scale
+        fams = np.array([self._family_of[int(c)] for c in dets.class_id[idx]], np.int64)
+        keep: list[int] = []
+        overlaps = iou_matrix(boxes, boxes)
+        for i in range(len(idx)):
+            if not any(fams[j] == fams[i] and overlaps[i, j] >= self.rule.same_object_iou for j in keep):
+                keep.append(i)
+        return idx[keep], boxes[keep], fams[keep]
+
+    def _match(self, objects: list[_Object], boxes: NDArray[np.float32], fams: NDArray[np.int64]) -> dict[int, int]:
+        """Candidate index -> object index, greedy by IoU, same family only."""
+        if not objects or len(boxes) == 0:
+            return {}
+        ious = iou_matrix(boxes, np.stack([o.box for o in objects]))
+        ious[fams[:, None] != np.array([o.family for o in objects])[None, :]] = 0.0
+        pairs: dict[int, int] = {}
+        for flat in np.argsort(-ious, axis=None):
+            c, o = divmod(int(flat), len(objects))
+            if ious[c, o] < self.rule.same_object_iou:
+                break
+            if c not in pairs and o not in pairs.values():
+                pairs[c] = o
+        return pairs
+
+    def _step(self, state: PersistenceState, obs: Observation) -> list[tuple[_Object, int]]:
+        """Fold this visit in: matched objects are seen again, new candidates become objects, the rest count a
+        miss. Returns (object, candidate index into the last frame) of every object seen this visit."""
+        idx, boxes, fams = self._candidates(obs)
+        image, now = obs.last.image, obs.at.timestamp()
+        pairs = self._match(state.objects, boxes, fams)
+        seen: list[tuple[_Object, int]] = []
+        for c in range(len(idx)):
+            thumb = _thumb(image, boxes[c])
+            o = pairs.get(c)
+            obj = state.objects[o] if o is not None else None
+            if obj is not None and similarity(obj.thumb, thumb) >= self.rule.same_object_similarity:
+                obj.history = ((obj.history << 1) | 1) & self._mask
+                obj.box, obj.thumb, obj.last_seen, obj.misses = boxes[c], thumb, now, 0
+                seen.append((obj, int(idx[c])))
+                continue
+            if obj is not None:  # same place, another object: the old one is gone
+                obj.misses = self.rule.gone_after_visits
+            new = _Object(state.next_id, int(fams[c]), boxes[c], thumb, now, now)
+            state.next_id += 1
+            state.objects.append(new)
+            seen.append((new, int(idx[c])))
+        seen_ids = {id(obj) for obj, _ in seen}
+        for obj in state.objects:
+            if id(obj) not in seen_ids:
+                obj.history = (obj.history << 1) & self._mask
+                obj.misses += 1
+        state.objects = [o for o in state.objects if o.history and o.misses < self.rule.gone_after_visits]
+        del state.objects[: max(0, len(state.objects) - self.rule.max_objects)]  # oldest first
+        return seen
+
+    def evaluate(self, obs: Observation, state: object | None) -> Evaluation:
+        current = state if isinstance(state, PersistenceState) else PersistenceState()
+        verdicts = []
+        for obj, index in self._step(current, obs):
+            hits, span = obj.history.bit_count(), obj.last_seen - obj.first_seen
+            fired = hits >= self.rule.min_hits and span >= self.rule.min_span_s
+            label = self.matcher.describe(obs.last.detections.class_id[[index]])
+            where = f"{label} in zone {self.rule.zone.name}"
+            reason = f"{where} for {span:.0f} s, on {hits} of the last {self.rule.window} visits"
+            verdicts.append(
+                Verdict(
+                    rule_id=self.rule.id,
+                    camera_id=obs.camera_id,
+                    fired=fired,
+                    zone=self.rule.zone.name,
+                    subjects=np.array([index], np.int64),
+                    measures={"count": 1.0, "hits": float(hits), "span_s": span},
+                    reason=reason,
+                    key=f"o{obj.ident}",
+                    overlay=self.matcher.overlay,
+                )
+            )
+        return Evaluation(verdicts, current)
+
+
+def _families(rule: PersistenceRule, ids: list[int], ctx: CompileContext) -> dict[int, int] | None:
+    """Class id -> family number: the first family that names the class, else a family of its own."""
+    family_of: dict[int, int] = {}
+    counter = itertools.count()
+    for f, family in enumerate(rule.families):
+        family_ids = ctx.class_ids(rule, family, ("families", f))
+        if family_ids is None:
+            return None
+        number = next(counter)
+        for class_id in family_ids:
+            family_of.setdefault(class_id, number)
+    for class_id in ids:
+        if class_id not in family_of:
+            family_of[class_id] = next(counter)
+    return family_of
+
+
+def compile_rule(rule: PersistenceRule, ctx: CompileContext) -> Persistence | None:
+    ids = ctx.class_ids(rule, rule.classes)
+    if rule.min_hits > rule.window:
+        ctx.problem(rule, ("min_hits",), f"min_hits {rule.min_hits} is more than window {rule.window}")
+        return None
+    family_of = _families(rule, ids or [], ctx)
+    if ids is None or family_of is None:
+        return None
+    return Persistence(rule, ZoneMatcher(rule, ids, ctx.labels.names), family_of)
+
+
+KIND = KindSpec("persistence", PersistenceRule, compile_rule, summary="the same object staying over many visits")
