@@ -22,10 +22,11 @@ import numpy as np
 
 from core.errors import GridwatchError
 from core.events import Event
+from core.redact import sanitize_url
 from core.types import Detections, Frame, Image
 from incidents.tracker import IncidentTracker
 from ingest.cameras import Camera
-from ingest.grabber import FileCamera, VisitTiming
+from ingest.grabber import FileCamera, VisitTiming, file_path, file_start_offset
 from ingest.visit import DetectorLike, EngineLike, VisitPipeline, VisitResult
 
 logger = logging.getLogger(__name__)
@@ -89,12 +90,13 @@ class ClipGrabber:
     def _camera(self, camera_id: str, url: str) -> FileCamera | list[Path]:
         camera = self._cameras.get(camera_id)
         if camera is None:
-            path = Path(url.removeprefix("file://").split("#", 1)[0])
+            path = file_path(url)
+            if path is None:
+                raise GridwatchError(f"camera {camera_id}: a simulated patrol plays files, not {sanitize_url(url)}")
             if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
                 camera = _images(path)
             else:
-                offset = float(url.split("#t=", 1)[1]) if "#t=" in url else 0.0
-                camera = FileCamera(camera_id, path, t0=-offset, wall=self._clock.now)
+                camera = FileCamera(camera_id, path, t0=-file_start_offset(url), wall=self._clock.now)
             self._cameras[camera_id] = camera
         return camera
 

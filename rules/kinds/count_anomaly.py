@@ -135,14 +135,14 @@ class CountAnomaly:
 
     def _count(self, obs: Observation) -> tuple[float, int, IntArray]:
         """The visit's count (the median over a burst's frames) and the frame (negative index) whose count is
-        nearest to it, latest first, with its counted detections."""
+        nearest to it (of two as near, the larger count, then the later frame), with its counted detections."""
         found = []
         for f in obs.frames:
             height, width = int(f.image.shape[0]), int(f.image.shape[1])
             found.append(np.flatnonzero(self.matcher.match(width, height, f.detections)).astype(np.int64))
-        counts = np.array([len(s) for s in found], np.float64)
+        counts = [len(s) for s in found]
         count = float(np.median(counts))
-        nearest = len(counts) - 1 - int(np.argmin(np.abs(counts[::-1] - count)))
+        nearest = min(range(len(counts)), key=lambda i: (abs(counts[i] - count), -counts[i], -i))
         return count, nearest - len(counts), found[nearest]
 
     def _band(self, stats: SlotStats) -> float:
