@@ -1,7 +1,7 @@
 """Rule state that must outlive a restart (learned baselines), saved to `data_dir/rule-state.json`.
 
 Only rules whose kind has `save_state` are written, keyed by rule fingerprint and camera id. The file is replaced
-atomically (a temporary file in the same folder, then `os.replace`), so a crash mid-save leaves the previous file.
+atomically (a temporary file in the same folder, then a rename over it), so a crash mid-save leaves the previous file.
 Loading puts each state back under its fingerprint; states of fingerprints that no longer run (a changed or removed
 rule) are ignored, and an unreadable file is logged as a warning and ignored: the rules then learn afresh.
 """
@@ -62,9 +62,9 @@ def write_atomically(path: Path, text: str) -> None:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(tmp, path)
+        Path(tmp).replace(path)
     finally:
-        Path(tmp).unlink(missing_ok=True)  # gone after os.replace; left over only when something failed
+        Path(tmp).unlink(missing_ok=True)  # gone after the replace; left over only when something failed
 
 
 def save_rule_state(path: Path, engine: RuleEngine, store: InMemoryRuleState) -> int:

@@ -4,6 +4,7 @@ visit's observation against every rule that covers the camera, with that rule's 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +21,8 @@ from rules.ruleset import RuleSet
 from rules.state import InMemoryRuleState, RuleStateStore
 
 logger = logging.getLogger(__name__)
+
+_PLACE = re.compile(r":(\d+):(\d+): ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,12 @@ def _check_category(ctx: CompileContext, rule: Rule) -> None:
         ctx.problem(rule, ("category",), f"category {rule.category!r} is not in {table.name} (version {table.version})")
 
 
+def _line_col(problem: str) -> tuple[int, int]:
+    """The line and column of a `file:line:col: ...` problem; (0, 0) for one that names no place."""
+    found = _PLACE.search(problem)
+    return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+
+
 def category_problems(ruleset: RuleSet, categories: CategoryTable) -> list[str]:
     """Rules naming a category code the table lacks, at their `file:line:col`."""
     ctx = CompileContext(ruleset, Labels(()), categories)
@@ -82,8 +91,10 @@ class RuleEngine:
         entries = []
         for rule in ruleset.rules:
             spec = kind_of(rule)
+            before = len(ctx.problems)
             _check_category(ctx, rule)
             compiled = spec.compile_any(rule, ctx)
+            ctx.problems[before:] = sorted(ctx.problems[before:], key=_line_col)
             if compiled is not None and rule.enabled:
                 schedule = ArmingSchedule.build(rule.armed, rule.timezone)
                 entries.append(_Entry(rule, rule.fingerprint(), schedule, compiled, spec.needs_motion))

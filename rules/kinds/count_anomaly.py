@@ -166,7 +166,7 @@ class CountAnomaly:
         if stats.samples >= self.rule.min_history:
             band = self._band(stats)
             count = min(max(count, stats.median - band), stats.median + band)
-        return baseline.learned(slot, int(round(count)), sample)
+        return baseline.learned(slot, round(count), sample)
 
     def _reason(self, obs: Observation, subjects: IntArray, frame: int, slot: int, stats: SlotStats, z: float) -> str:
         what = f"{self.matcher.describe(obs.frames[frame].detections.class_id[subjects])} in zone {self.rule.zone.name}"

@@ -192,10 +192,10 @@ def _families(rule: PersistenceRule, ids: list[int], ctx: CompileContext) -> dic
 
 def compile_rule(rule: PersistenceRule, ctx: CompileContext) -> Persistence | None:
     ids = ctx.class_ids(rule, rule.classes)
+    family_of = _families(rule, ids or [], ctx)
     if rule.min_hits > rule.window:
         ctx.problem(rule, ("min_hits",), f"min_hits {rule.min_hits} is more than window {rule.window}")
         return None
-    family_of = _families(rule, ids or [], ctx)
     if ids is None or family_of is None:
         return None
     return Persistence(rule, ZoneMatcher(rule, ids, ctx.labels.names), family_of)

@@ -169,7 +169,7 @@ def test_a_failed_save_keeps_the_previous_file(
     def full_disk(src: object, dst: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("gridwatch.rulestate.os.replace", full_disk)
+    monkeypatch.setattr(Path, "replace", full_disk)
     with pytest.raises(OSError, match="No space left"):
         save_rule_state(path, eng, eng.state)
     assert path.read_bytes() == previous

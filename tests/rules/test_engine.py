@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from core.errors import ConfigError
+from rules.categories import default_categories, load_categories
 from rules.engine import RuleEngine
 from rules.loader import RuleSet, load_rule_files
 from tests.rules.builders import DATA, LABELS, ROOT, Box, make_detections, make_rule
@@ -83,3 +85,41 @@ def test_demo_rules_compile_against_the_yolox_labels() -> None:
     ruleset = load_rule_files([ROOT / "configs" / "demo" / "rules"])
     engine = RuleEngine(ruleset, LABELS)
     assert engine.rules_for("any-camera")
+
+
+def test_compile_errors_of_every_rule_are_reported_in_file_order() -> None:
+    bad = DATA / "compile_errors.yaml"
+    with pytest.raises(ConfigError) as info:
+        RuleEngine(load_rule_files([bad]), LABELS, categories=default_categories())
+    assert info.value.problems == [
+        f"{bad}:6:22: rules[0].families[0][1]: unknown class 'lorry': not among the model's 80 labels",
+        f"{bad}:7:15: rules[0].min_hits: min_hits 6 is more than window 5",
+        f"{bad}:9:15: rules[0].category: category '0599' is not in GB/T 30428.2-2013 事件分类 + gridwatch 99 "
+        "(version 2013.1)",
+    ]
+
+
+def test_a_city_table_replaces_the_default_categories(tmp_path: Path) -> None:
+    # given: a city's own table that knows only its own codes
+    (tmp_path / "categories.yaml").write_text(
+        'name: 示例市 city table\nversion: "2026.1"\nclasses:\n'
+        '  - {code: "05", zh: 街面秩序, children: [{code: "0599", zh: 占道晾晒}]}\n',
+        encoding="utf-8",
+    )
+    table = load_categories(tmp_path)
+    # when / then: its code compiles, and the default's 9904 no longer does
+    assert table.label("0599") == "05 街面秩序 / 0599 占道晾晒"
+    with pytest.raises(ConfigError, match="category '9904' is not in 示例市 city table"):
+        RuleEngine(load_rule_files([DATA / "compile_errors.yaml"]), LABELS, categories=table)
+
+
+def test_a_category_table_with_bad_nesting_names_its_place(tmp_path: Path) -> None:
+    (tmp_path / "categories.yaml").write_text(
+        'name: t\nversion: "1"\nclasses:\n  - {code: "05", zh: a, children: [{code: "0601", zh: b}]}\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_categories(tmp_path)
+    assert info.value.problems == [
+        f"{tmp_path}/categories.yaml:1:1: (top): class 0601 is not two digits more than its parent 05"
+    ]

@@ -28,6 +28,29 @@ BAD_FILES: list[tuple[Path, list[str]]] = [
     (BAD / "syntax_error.yaml", [f"{BAD}/syntax_error.yaml:5:5: expected ',' or '}}', but got '<scalar>'"]),
     (BAD / "duplicate_key.yaml", [f"{BAD}/duplicate_key.yaml:7:5: min_confidence: duplicate key"]),
     (
+        BAD / "count_anomaly_values.yaml",
+        [
+            f"{BAD}/count_anomaly_values.yaml:7:16: rules[0].direction: Input should be 'high', 'low' or 'both'",
+            f"{BAD}/count_anomaly_values.yaml:8:16: rules[0].threshold: Input should be greater than 0",
+            f"{BAD}/count_anomaly_values.yaml:9:16: rules[0].min_delta: Input should be greater than or equal to 0",
+            f"{BAD}/count_anomaly_values.yaml:10:14: rules[0].history: Input should be less than or equal to 64",
+            f"{BAD}/count_anomaly_values.yaml:11:21: rules[0].sample_every_s: "
+            "Input should be less than or equal to 3600",
+            f"{BAD}/count_anomaly_values.yaml:12:5: rules[1]: min_history 12 is more than history 8: "
+            "a slot keeps only 8 samples, so the rule could never fire",
+        ],
+    ),
+    (
+        BAD / "crowd_absence_values.yaml",
+        [
+            f"{BAD}/crowd_absence_values.yaml:6:16: rules[0].min_count: Input should be greater than or equal to 2",
+            f"{BAD}/crowd_absence_values.yaml:7:14: rules[0].confirm: hits 4 is more than of 3: "
+            "at most 3 of the last 3 visits can fire",
+            f"{BAD}/crowd_absence_values.yaml:11:19: rules[1].min_absent_s: Input should be greater than 0",
+            f"{BAD}/crowd_absence_values.yaml:12:20: rules[1].close_after_s: Input should be greater than 0",
+        ],
+    ),
+    (
         DATA / "duplicate_ids",
         [
             f"{DATA}/duplicate_ids/b.yaml:6:11: rules[1].id: duplicate rule id 'walkway-intrusion', "
