@@ -178,8 +178,8 @@ class CountAnomaly:
 
     def evaluate(self, obs: Observation, state: object | None) -> Evaluation:
         h = self.rule.history
-        fits = isinstance(state, Baseline) and state.table.shape == (SLOTS, 1 + h)
-        baseline = state if isinstance(state, Baseline) and fits else Baseline.empty(h)
+        # a state of another shape is from before `history` changed (the fingerprint changed too): start afresh
+        baseline = state if isinstance(state, Baseline) and state.table.shape == (SLOTS, 1 + h) else Baseline.empty(h)
         slot = hour_of_week(obs.at, self._tz)
         stats = slot_stats(baseline.values(slot))
         count, frame, subjects = self._count(obs)
