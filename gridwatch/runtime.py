@@ -178,8 +178,15 @@ class RulesHolder:
         logger.info("rules reloaded: %d rules, %d incidents of changed rules closed", len(running), len(closed))
 
     def status(self) -> dict[str, object]:
-        """The running rules (not a rejected newer set) and the problems that kept a reload out."""
-        return {"rules": len(self._engine.ruleset.rules), "errors": self.errors, "warnings": self.warnings}
+        """The running rules (not a rejected newer set), the problems that kept a reload out, and how many
+        incidents are open and (rule, camera) states are kept."""
+        return {
+            "rules": len(self._engine.ruleset.rules),
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "open_incidents": len(self.incidents.open_incidents()),
+            "states": len(self.state),
+        }
 
 
 @dataclass

@@ -126,9 +126,9 @@ def greedy_match(score: F64, threshold: float) -> tuple[IntArray, IntArray]:
     return np.asarray(out_r, np.int64), np.asarray(out_c, np.int64)
 
 
-def _associate(rows: F64, dets: Detections, det_idx: IntArray, track_idx: IntArray, threshold: float) -> tuple[
-    IntArray, IntArray
-]:
+def _associate(
+    rows: F64, dets: Detections, det_idx: IntArray, track_idx: IntArray, threshold: float
+) -> tuple[IntArray, IntArray]:
     """Greedy class-aware matches between tracks `track_idx` (predicted boxes) and detections `det_idx`."""
     if len(det_idx) == 0 or len(track_idx) == 0:
         return np.zeros((0,), np.int64), np.zeros((0,), np.int64)
@@ -175,9 +175,9 @@ class Tracker:
         next_rows = next_rows[np.argsort(next_rows[:, _ID], kind="stable")]
         return Tracks(next_rows, tracks.next_id + len(new_d), t), step
 
-    def run(self, frames: Sequence[tuple[Detections, float]], tracks: Tracks | None = None) -> tuple[
-        Tracks, list[Step]
-    ]:
+    def run(
+        self, frames: Sequence[tuple[Detections, float]], tracks: Tracks | None = None
+    ) -> tuple[Tracks, list[Step]]:
         """Every frame in order: (detections, monotonic time) each; from no tracks unless given."""
         state = tracks if tracks is not None else Tracks.empty()
         steps = []

@@ -38,6 +38,8 @@ def test_a_bad_rule_file_keeps_the_last_good_rules_running(tmp_path: Path) -> No
         "rules": 1,
         "errors": [f"{tmp_path / 'site.yaml'}:6:5: rules[0].max_dwell_s: extra key not allowed"],
         "warnings": [],
+        "open_incidents": 0,
+        "states": 0,
     }
 
     write_rule(tmp_path, rule_id="gate-2")
