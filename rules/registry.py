@@ -11,12 +11,24 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field
 
-from rules.kinds import absence, count_anomaly, crowd, persistence, zone_intrusion
+from rules.kinds import (
+    absence,
+    count_anomaly,
+    crowd,
+    line_crossing,
+    loitering,
+    persistence,
+    video_quality,
+    zone_intrusion,
+)
 from rules.kinds.absence import AbsenceRule
 from rules.kinds.base import AnyKind
 from rules.kinds.count_anomaly import CountAnomalyRule
 from rules.kinds.crowd import CrowdRule
+from rules.kinds.line_crossing import LineCrossingRule
+from rules.kinds.loitering import LoiteringRule
 from rules.kinds.persistence import PersistenceRule
+from rules.kinds.video_quality import VideoQualityRule
 from rules.kinds.zone_intrusion import ZoneIntrusionRule
 from rules.schema import _Strict
 
@@ -24,7 +36,14 @@ logger = logging.getLogger(__name__)
 
 # the kinds, in the order the docs list them
 Rule = Annotated[
-    ZoneIntrusionRule | CrowdRule | PersistenceRule | AbsenceRule | CountAnomalyRule,
+    ZoneIntrusionRule
+    | CrowdRule
+    | PersistenceRule
+    | AbsenceRule
+    | CountAnomalyRule
+    | LineCrossingRule
+    | LoiteringRule
+    | VideoQualityRule,
     Field(discriminator="kind"),
 ]
 KINDS: dict[str, AnyKind] = {
@@ -35,6 +54,9 @@ KINDS: dict[str, AnyKind] = {
         persistence.KIND,
         absence.KIND,
         count_anomaly.KIND,
+        line_crossing.KIND,
+        loitering.KIND,
+        video_quality.KIND,
     )
 }
 RULE_KINDS: frozenset[str] = frozenset(KINDS)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -45,7 +46,10 @@ class ZoneMatcher:
         if len(class_ids) != len(rule.classes):
             raise ValueError(f"zone {rule.zone.name!r} has {len(rule.classes)} classes, got {len(class_ids)} ids")
         self.rule = rule
-        self._class_ids: IntArray = np.unique(np.asarray(class_ids, np.int64))
+        ids = np.asarray(class_ids, np.int64)
+        # a lookup table by class id: one gather per frame instead of np.isin's sort
+        self._wanted = np.zeros(max(len(labels), int(ids.max(initial=-1)) + 1, 1), np.bool_)
+        self._wanted[ids] = True
         self._rank = {int(c): i for i, c in reversed(list(enumerate(class_ids)))}
         self._labels = tuple(labels)
         self._polygon = np.asarray(rule.zone.polygon, np.float64)
@@ -68,7 +72,9 @@ class ZoneMatcher:
         if width <= 0 or height <= 0:
             raise ValueError(f"frame size must be positive, got {width}x{height}")
         rule = self.rule
-        mask: BoolArray = np.isin(detections.class_id, self._class_ids)
+        class_id = detections.class_id
+        known = (class_id >= 0) & (class_id < len(self._wanted))
+        mask: BoolArray = known & self._wanted[np.where(known, class_id, 0)]
         mask &= detections.confidence >= rule.min_confidence
         if rule.min_area > 0.0:
             mask &= detections.area >= rule.min_area * float(width * height)
@@ -99,7 +105,6 @@ class ZoneMatcher:
         """`2 person, 1 car`, in the rule's class order; `0 person` when nothing is there."""
         if len(class_ids) == 0:
             return f"0 {self.rule.classes[0]}"
-        ids, counts = np.unique(class_ids, return_counts=True)
-        by_id = dict(zip(ids.tolist(), counts.tolist(), strict=True))
-        order = sorted(by_id, key=self._rank.__getitem__)
+        by_id = Counter(class_ids.tolist())
+        order = sorted(by_id, key=lambda i: self._rank.get(i, len(self._rank)))
         return ", ".join(f"{by_id[i]} {self._labels[i]}" for i in order)

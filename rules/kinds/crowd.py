@@ -34,9 +34,7 @@ class Crowd:
     def evaluate(self, obs: Observation, state: object | None) -> Evaluation:
         masks = [self.matcher.match(obs.width, obs.height, f.detections) for f in obs.frames]
         counts = [int(m.sum()) for m in masks]
-        count = int(np.median(counts))
-        # the frame whose count is the median, so the evidence shows what was counted
-        best = len(counts) - 1 - int(np.argmin([abs(c - count) for c in reversed(counts)]))
+        count, best = _median_frame(counts)
         subjects = np.flatnonzero(masks[best]).astype(np.int64)
         fired = count >= self.rule.min_count
         what = self.matcher.describe(obs.frames[best].detections.class_id[subjects])
@@ -53,6 +51,15 @@ class Crowd:
             overlay=self.matcher.overlay,
         )
         return Evaluation([verdict])
+
+
+def _median_frame(counts: list[int]) -> tuple[int, int]:
+    """The median count (the lower middle one for an even number of frames) and the latest frame that has it, so
+    the evidence shows what was counted."""
+    if len(counts) == 1:
+        return counts[0], 0
+    count = sorted(counts)[(len(counts) - 1) // 2]
+    return count, len(counts) - 1 - counts[::-1].index(count)
 
 
 def compile_rule(rule: CrowdRule, ctx: CompileContext) -> Crowd | None:

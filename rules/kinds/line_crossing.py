@@ -58,7 +58,9 @@ class Line(_Strict):
     def _two_points(self) -> Line:
         if self.a == self.b:
             raise PydanticCustomError(
-                "line_degenerate", "a and b are both {point}: a line needs two different points", {"point": self.a}
+                "line_degenerate",
+                "a and b are both {point}: a line needs two different points",
+                {"point": f"[{self.a[0]:g}, {self.a[1]:g}]"},
             )
         return self
 

@@ -51,6 +51,22 @@ BAD_FILES: list[tuple[Path, list[str]]] = [
         ],
     ),
     (
+        BAD / "line_loitering_values.yaml",
+        [
+            f"{BAD}/line_loitering_values.yaml:4:11: rules[0].line: a and b are both [0.5, 0.2]: "
+            "a line needs two different points",
+            f"{BAD}/line_loitering_values.yaml:5:14: rules[0].in_side: Input should be 'left' or 'right'",
+            f"{BAD}/line_loitering_values.yaml:6:16: rules[0].direction: Input should be 'in', 'out' or 'both'",
+            f"{BAD}/line_loitering_values.yaml:8:13: rules[0].anchor: "
+            "Input should be 'bottom_center', 'center' or 'top_center'",
+            f"{BAD}/line_loitering_values.yaml:13:18: rules[1].min_dwell_s: Input should be greater than 0",
+            f"{BAD}/line_loitering_values.yaml:14:22: rules[1].same_object_iou: "
+            "Input should be less than or equal to 1",
+            f"{BAD}/line_loitering_values.yaml:15:5: rules[2].classes: Field required",
+            f"{BAD}/line_loitering_values.yaml:17:43: rules[2].line.b[0]: Input should be less than or equal to 1",
+        ],
+    ),
+    (
         DATA / "duplicate_ids",
         [
             f"{DATA}/duplicate_ids/b.yaml:6:11: rules[1].id: duplicate rule id 'walkway-intrusion', "

@@ -1,0 +1,299 @@
+"""`video_quality`: video-quality diagnosis (视频质量诊断) of each visit's picture. Checks: no signal, black,
+frozen, blurred, covered and shifted. Each failing check is its own verdict keyed by the check's name, so each
+problem is its own incident; a visit where every check passes gives one verdict that did not fire.
+
+Black and no signal judge the picture alone; when either holds, the picture carries nothing to judge and the
+other checks are skipped. Frozen compares the picture with the previous visit's. Covered, blurred and shifted
+compare it with the camera's reference view, learned over its first `reference_visits` visits with a picture;
+until then they are not judged. Thresholds and their defaults are measured in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from core.types import Observation, Overlay, Verdict
+from rules.kinds.base import CompileContext, Evaluation, KindSpec
+from rules.quality import (
+    CELLS,
+    Picture,
+    Reference,
+    Region,
+    Thumb,
+    bounding_region,
+    cell_regions,
+    cell_similarity,
+    change,
+    covered_cells,
+    measure,
+    offset,
+    sharpness_ratio,
+    similarity,
+    visible_cells,
+)
+from rules.schema import BaseRule
+
+logger = logging.getLogger(__name__)
+
+Check = Literal["no_signal", "black", "frozen", "blurred", "covered", "shifted"]
+CHECKS: tuple[Check, ...] = get_args(Check)
+MIN_VISIBLE_CELLS = 6  # of 48: below this, too little of the view is clear to judge sharpness or a shift
+
+
+class VideoQualityRule(BaseRule):
+    """Video-quality diagnosis: which checks run, and the threshold of each."""
+
+    kind: Literal["video_quality"]
+    checks: tuple[Check, ...] = Field(default=CHECKS, min_length=1)
+    reference_visits: int = Field(default=3, ge=1, le=1000)
+    black_max_luma: float = Field(default=20.0, ge=0.0, le=255.0)
+    no_signal_min_share: float = Field(default=0.8, gt=0.0, le=1.0)
+    frozen_max_change: float = Field(default=0.2, ge=0.0, le=255.0)
+    frozen_visits: int = Field(default=3, ge=2, le=1000)
+    blurred_min_ratio: float = Field(default=0.25, gt=0.0, lt=1.0)
+    covered_min_share: float = Field(default=0.3, gt=0.0, le=1.0)
+    covered_texture_ratio: float = Field(default=0.25, gt=0.0, lt=1.0)
+    covered_dark_ratio: float = Field(default=0.4, ge=0.0, lt=1.0)
+    shifted_min_similarity: float = Field(default=0.55, gt=0.0, lt=1.0)
+
+    @field_validator("checks")
+    @classmethod
+    def _once_each(cls, checks: tuple[Check, ...]) -> tuple[Check, ...]:
+        twice = sorted({c for c in checks if checks.count(c) > 1}, key=CHECKS.index)
+        if twice:
+            raise PydanticCustomError(
+                "check_repeated", "check {check} is listed more than once", {"check": repr(twice[0])}
+            )
+        return checks
+
+
+@dataclass(frozen=True, slots=True)
+class QualityState:
+    """What one camera's rule keeps between visits (about 6.5 KB): the reference view, the previous visit's
+    thumbnail and how many visits in a row showed the same picture (this one included)."""
+
+    reference: Reference | None = None
+    previous: Thumb | None = None
+    same_visits: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    check: Check
+    measures: dict[str, float]
+    reason: str
+    regions: tuple[Region, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """What one visit showed: every figure measured, the failed checks, a note on what was not judged."""
+
+    figures: dict[str, float]
+    findings: tuple[Finding, ...]
+    note: str
+    state: QualityState
+
+
+@dataclass
+class _Visit:
+    """One visit being judged: the picture, the figures measured so far, and what failed."""
+
+    pic: Picture
+    figures: dict[str, float]
+    findings: list[Finding]
+
+
+class VideoQuality:
+    """A `VideoQualityRule`, ready to evaluate. Its state per camera is a `QualityState`."""
+
+    def __init__(self, rule: VideoQualityRule) -> None:
+        self.rule = rule
+        self.checks = frozenset(rule.checks)
+
+    def evaluate(self, obs: Observation, state: object | None) -> Evaluation:
+        judged = self.judge(obs, state)
+        return Evaluation(self._verdicts(obs, judged), judged.state)
+
+    def judge(self, obs: Observation, state: object | None) -> Judgement:
+        """Every figure of the visit's last frame, the checks that failed, and the camera's new state."""
+        before = state if isinstance(state, QualityState) else QualityState()
+        pic = measure(obs.last.image)
+        visit = _Visit(pic, {"mean_luma": pic.mean, "uniform_share": pic.uniform_share}, [])
+        gone = self._blank(visit)
+        same_visits = self._frozen(visit, before, gone)
+        reference, note = before.reference, ""
+        if gone:
+            note = "the picture is black or one flat colour: the other checks are skipped"
+        elif reference is None or reference.visits < self.rule.reference_visits:
+            reference = Reference.first(pic) if reference is None else reference.add(pic)
+            note = f"learning the reference view: {reference.visits} of {self.rule.reference_visits} visits"
+        else:
+            self._against_reference(visit, reference)
+        after = QualityState(reference, pic.thumb, same_visits)
+        return Judgement(visit.figures, tuple(visit.findings), note, after)
+
+    def _blank(self, visit: _Visit) -> bool:
+        """Black and no signal; true when the picture is either, whether or not those checks are on."""
+        pic, rule = visit.pic, self.rule
+        black = pic.mean <= rule.black_max_luma
+        flat = pic.uniform_share >= rule.no_signal_min_share
+        if black and "black" in self.checks:
+            reason = f"black picture: mean brightness {pic.mean:.1f} of 255, at most {rule.black_max_luma:g} is black"
+            visit.findings.append(Finding("black", {"mean_luma": pic.mean, "max": rule.black_max_luma}, reason))
+        elif flat and "no_signal" in self.checks:
+            reason = (
+                f"no signal: {pic.uniform_share:.0%} of the picture is one flat colour (at least "
+                f"{rule.no_signal_min_share:.0%} is a no-signal screen)"
+            )
+            measures = {"uniform_share": pic.uniform_share, "min": rule.no_signal_min_share}
+            visit.findings.append(Finding("no_signal", measures, reason))
+        return black or flat
+
+    def _frozen(self, visit: _Visit, before: QualityState, gone: bool) -> int:
+        """Visits in a row showing the same picture; a finding once they reach `frozen_visits`."""
+        if before.previous is None:
+            return 1
+        rule = self.rule
+        moved = change(before.previous, visit.pic.thumb)
+        same_visits = before.same_visits + 1 if moved <= rule.frozen_max_change else 1
+        visit.figures |= {"change": moved, "same_visits": float(same_visits)}
+        if not gone and "frozen" in self.checks and same_visits >= rule.frozen_visits:
+            reason = (
+                f"frozen picture: the same picture on {same_visits} visits in a row (it changed {moved:.2f} grey "
+                f"levels since the last visit; at most {rule.frozen_max_change:g} is unchanged)"
+            )
+            measures = {"change": moved, "max": rule.frozen_max_change, "same_visits": float(same_visits)}
+            visit.findings.append(Finding("frozen", measures, reason))
+        return same_visits
+
+    def _against_reference(self, visit: _Visit, ref: Reference) -> None:
+        pic, rule = visit.pic, self.rule
+        covered = covered_cells(pic, ref, rule.covered_texture_ratio, rule.covered_dark_ratio)
+        share = float(covered.mean())
+        visit.figures["covered_share"] = share
+        if "covered" in self.checks and share >= rule.covered_min_share:
+            reason = (
+                f"view covered: {share:.0%} of the picture lost its detail against the reference view "
+                f"({int(covered.sum())} of {CELLS} cells; from {rule.covered_min_share:.0%} it is covered)"
+            )
+            measures = {"covered_share": share, "min": rule.covered_min_share}
+            visit.findings.append(Finding("covered", measures, reason, cell_regions(covered)))
+        visible = visible_cells(covered) if covered.any() else np.ones_like(covered)
+        if int(visible.sum()) < MIN_VISIBLE_CELLS:
+            return
+        self._blurred(visit, ref, visible)
+        self._shifted(visit, ref, visible)
+
+    def _blurred(self, visit: _Visit, ref: Reference, visible: NDArray[np.bool_]) -> None:
+        rule = self.rule
+        ratio = sharpness_ratio(visit.pic, ref, visible)
+        visit.figures["sharpness_ratio"] = ratio
+        if "blurred" in self.checks and ratio < rule.blurred_min_ratio:
+            reason = (
+                f"blurred picture: sharpness {ratio:.0%} of this camera's reference view "
+                f"(below {rule.blurred_min_ratio:.0%} is blurred)"
+            )
+            measures = {"sharpness_ratio": ratio, "min": rule.blurred_min_ratio}
+            visit.findings.append(Finding("blurred", measures, reason))
+
+    def _shifted(self, visit: _Visit, ref: Reference, visible: NDArray[np.bool_]) -> None:
+        rule = self.rule
+        score = similarity(visit.pic, ref, visible)
+        visit.figures["similarity"] = score
+        if "shifted" not in self.checks or score >= rule.shifted_min_similarity:
+            return
+        dx, dy = offset(visit.pic, ref)
+        changed = (cell_similarity(visit.pic, ref) < rule.shifted_min_similarity) & visible
+        reason = (
+            f"view shifted from the reference: similarity {score:.2f} to the reference view (below "
+            f"{rule.shifted_min_similarity:g} is shifted), moved about {dx:+.0%} across and {dy:+.0%} down; "
+            "zones drawn on the old view may no longer fit"
+        )
+        measures = {"similarity": score, "min": rule.shifted_min_similarity, "dx": dx, "dy": dy}
+        visit.findings.append(Finding("shifted", measures, reason, bounding_region(changed)))
+
+    def _verdicts(self, obs: Observation, judged: Judgement) -> list[Verdict]:
+        rule_id, camera = self.rule.id, obs.camera_id
+        if not judged.findings:
+            reason = judged.note or f"picture ok: {', '.join(self.rule.checks)} pass"
+            return [Verdict(rule_id, camera, False, measures=dict(judged.figures), reason=reason)]
+        return [
+            Verdict(
+                rule_id,
+                camera,
+                True,
+                measures=f.measures,
+                reason=f.reason,
+                key=f.check,
+                overlay=Overlay(regions=f.regions, note=f.check),
+            )
+            for f in judged.findings
+        ]
+
+
+def _pack(array: NDArray[Any]) -> dict[str, Any]:
+    data = np.ascontiguousarray(array)
+    return {"dtype": str(data.dtype), "shape": list(data.shape), "data": base64.b64encode(data.tobytes()).decode()}
+
+
+def _unpack(packed: dict[str, Any]) -> NDArray[Any]:
+    raw = base64.b64decode(packed["data"])
+    return np.frombuffer(raw, dtype=np.dtype(packed["dtype"])).reshape(packed["shape"]).copy()
+
+
+def save_state(state: object) -> dict[str, Any]:
+    """The reference view and the previous thumbnail as JSON-able data, so a restart does not relearn the
+    reference from what may by then be a shifted or covered view."""
+    if not isinstance(state, QualityState):
+        raise TypeError(f"not a video_quality state: {type(state).__name__}")
+    ref = state.reference
+    saved: dict[str, Any] = {"same_visits": state.same_visits}
+    if state.previous is not None:
+        saved["previous"] = _pack(state.previous)
+    if ref is not None:
+        arrays: dict[str, NDArray[Any]] = {
+            "thumb": ref.thumb,
+            "cell_lap": ref.cell_lap,
+            "cell_std": ref.cell_std,
+            "cell_mean": ref.cell_mean,
+        }
+        saved["reference"] = {"visits": ref.visits, **{k: _pack(v) for k, v in arrays.items()}}
+    return saved
+
+
+def load_state(saved: dict[str, Any]) -> QualityState:
+    packed = saved.get("reference")
+    reference = None
+    if packed is not None:
+        reference = Reference(
+            int(packed["visits"]),
+            _unpack(packed["thumb"]),
+            _unpack(packed["cell_lap"]),
+            _unpack(packed["cell_std"]),
+            _unpack(packed["cell_mean"]),
+        )
+    previous = _unpack(saved["previous"]) if "previous" in saved else None
+    return QualityState(reference, previous, int(saved.get("same_visits", 1)))
+
+
+def compile_rule(rule: VideoQualityRule, ctx: CompileContext) -> VideoQuality:
+    return VideoQuality(rule)
+
+
+KIND = KindSpec(
+    "video_quality",
+    VideoQualityRule,
+    compile_rule,
+    summary="no signal, black, frozen, blurred, covered or shifted picture",
+    save_state=save_state,
+    load_state=load_state,
+)
