@@ -5,7 +5,8 @@ Visits a minute apart cannot be tracked, so "the same object" is the same class 
 one vehicle by default) at an overlapping box (IoU >= `same_object_iou`) that also looks alike (a tiny greyscale
 thumbnail of the box, correlated). Each object is its own incident (`key` `o<N>`). An object missed on
 `gone_after_visits` visits in a row is gone: another object later parked in its place is a new object, and so
-is one that looks different at the same place (a car swapped for another between two visits).
+is one that looks different at the same place (a car swapped for another between two visits): the old one then
+counts misses and is gone after `gone_after_visits`.
 """
 
 from __future__ import annotations
@@ -102,43 +103,45 @@ class Persistence:
                 keep.append(i)
         return idx[keep], boxes[keep], fams[keep]
 
-    def _match(self, objects: list[_Object], boxes: NDArray[np.float32], fams: NDArray[np.int64]) -> dict[int, int]:
-        """Candidate index -> object index, greedy by IoU, same family only."""
+    def _match(
+        self, objects: list[_Object], image: Image, boxes: NDArray[np.float32], fams: NDArray[np.int64]
+    ) -> dict[int, int]:
+        """Candidate index -> object index. A candidate is the oldest object of its family at an overlapping box
+        (IoU >= same_object_iou) whose place, in this picture, still looks like the object did; else it is new.
+        The look is compared at the object's own box, so a detection box that jitters does not matter."""
         if not objects or len(boxes) == 0:
             return {}
         ious = iou_matrix(boxes, np.stack([o.box for o in objects]))
-        ious[fams[:, None] != np.array([o.family for o in objects])[None, :]] = 0.0
+        by_age = sorted(range(len(objects)), key=lambda o: objects[o].first_seen)
         pairs: dict[int, int] = {}
-        for flat in np.argsort(-ious, axis=None):
-            c, o = divmod(int(flat), len(objects))
-            if ious[c, o] < self.rule.same_object_iou:
-                break
-            if c not in pairs and o not in pairs.values():
-                pairs[c] = o
+        for c in range(len(boxes)):
+            for o in by_age:
+                obj = objects[o]
+                if o in pairs.values() or obj.family != fams[c] or ious[c, o] < self.rule.same_object_iou:
+                    continue
+                if similarity(obj.thumb, _thumb(image, obj.box)) >= self.rule.same_object_similarity:
+                    pairs[c] = o
+                    break
         return pairs
 
     def _step(self, state: PersistenceState, obs: Observation) -> list[tuple[_Object, int]]:
-        """Fold this visit in: matched objects are seen again, new candidates become objects, the rest count a
-        miss. Returns (object, candidate index into the last frame) of every object seen this visit."""
+        """Fold this visit in: matched objects are seen again, other candidates become new objects, objects not
+        seen count a miss. Returns (object, candidate index into the last frame) of every object seen."""
         idx, boxes, fams = self._candidates(obs)
         image, now = obs.last.image, obs.at.timestamp()
-        pairs = self._match(state.objects, boxes, fams)
+        pairs = self._match(state.objects, image, boxes, fams)
         seen: list[tuple[_Object, int]] = []
         for c in range(len(idx)):
-            thumb = _thumb(image, boxes[c])
             o = pairs.get(c)
-            obj = state.objects[o] if o is not None else None
-            if obj is not None and similarity(obj.thumb, thumb) >= self.rule.same_object_similarity:
+            if o is not None:
+                obj = state.objects[o]
                 obj.history = ((obj.history << 1) | 1) & self._mask
-                obj.box, obj.thumb, obj.last_seen, obj.misses = boxes[c], thumb, now, 0
-                seen.append((obj, int(idx[c])))
-                continue
-            if obj is not None:  # same place, another object: the old one is gone
-                obj.misses = self.rule.gone_after_visits
-            new = _Object(state.next_id, int(fams[c]), boxes[c], thumb, now, now)
-            state.next_id += 1
-            state.objects.append(new)
-            seen.append((new, int(idx[c])))
+                obj.box, obj.thumb, obj.last_seen, obj.misses = boxes[c], _thumb(image, boxes[c]), now, 0
+            else:
+                obj = _Object(state.next_id, int(fams[c]), boxes[c], _thumb(image, boxes[c]), now, now)
+                state.next_id += 1
+                state.objects.append(obj)
+            seen.append((obj, int(idx[c])))
         seen_ids = {id(obj) for obj, _ in seen}
         for obj in state.objects:
             if id(obj) not in seen_ids:
