@@ -66,16 +66,24 @@ def _cells(values: F32) -> F32:
     return blocks.reshape(rows, cols, -1)
 
 
+def _uniform_share(work: NDArray[np.uint8]) -> float:
+    """The share of pixels within `UNIFORM_TOLERANCE` grey levels of the median, from the histogram."""
+    counts = np.cumsum(np.bincount(work.ravel(), minlength=256))
+    median = int(np.searchsorted(counts, counts[-1] / 2))
+    low, high = max(median - UNIFORM_TOLERANCE, 0), min(median + UNIFORM_TOLERANCE, 255)
+    inside = counts[high] - (counts[low - 1] if low > 0 else 0)
+    return float(inside) / float(counts[-1])
+
+
 def measure(image: Image) -> Picture:
     """The measures of one BGR (or grayscale) frame."""
     work = _resize(_gray(image), WORK_SIZE)
     low = _resize(work, LOW_SIZE).astype(np.float32)
     lap = cv2.Laplacian(work, cv2.CV_32F)
-    share = float(np.mean(np.abs(work.astype(np.int16) - np.median(work)) <= UNIFORM_TOLERANCE))
     low_cells = _cells(low)
     return Picture(
         mean=float(work.mean()),
-        uniform_share=share,
+        uniform_share=_uniform_share(work),
         thumb=_resize(work, THUMB_SIZE),
         cell_lap=np.mean(_cells(lap * lap), axis=2, dtype=np.float32),
         cell_std=low_cells.std(axis=2, dtype=np.float32),
@@ -195,6 +203,19 @@ def offset(pic: Picture, ref: Reference) -> tuple[float, float]:
     # phaseCorrelate applies the window to its inputs in place: hand it copies
     (dx, dy), _ = cv2.phaseCorrelate(_high_pass(ref.thumb).copy(), _high_pass(pic.thumb).copy(), window)
     return float(dx) / w, float(dy) / h
+
+
+def aligned_similarity(pic: Picture, ref: Reference, dx: float, dy: float) -> float:
+    """The structure correlation once the picture is moved back by (dx, dy) (fractions of the frame), over the
+    part both still show: near 1 when a pan or tilt alone explains the change."""
+    w, h = THUMB_SIZE
+    sx, sy = dx * w, dy * h
+    back = np.array([[1.0, 0.0, -sx], [0.0, 1.0, -sy]], np.float32)
+    moved = np.asarray(cv2.warpAffine(_high_pass(pic.thumb), back, (w, h)), np.float32)
+    mx, my = int(np.ceil(abs(sx))) + 2, int(np.ceil(abs(sy))) + 2
+    if w - 2 * mx < 8 or h - 2 * my < 8:
+        return 0.0
+    return _zncc(_high_pass(ref.thumb)[my : h - my, mx : w - mx], moved[my : h - my, mx : w - mx])
 
 
 def cell_regions(mask: Mask) -> tuple[Region, ...]:

@@ -4,12 +4,16 @@ IoU association in two stages, as ByteTrack does: tracks are first matched to co
 (`confidence >= high`), then tracks still unmatched are matched to the weak ones (`low <= confidence < high`), which
 keeps a track alive through frames where the detector is unsure without ever starting a track from a weak box.
 Matching is greedy by descending IoU, class by class (a person never continues a car's track), against each track's
-last box moved by its velocity. A track is confirmed after `min_hits` matched frames; an unconfirmed track that
-misses a frame is dropped, a confirmed one after `max_age` missed frames. Frames more than `max_gap_s` apart (a
-stream that reconnected, the next burst of a patrol) start from no tracks; ids keep counting up.
+last box moved by its velocity. Tracks and confident detections left over get a second chance against the track's
+last box where it was, both boxes grown on every side by `buffer_per_s` times the seconds since the previous frame
+(at most `max_buffer`) of their size: a buffered IoU (as in C-BIoU), which holds tracks together when frames are
+far apart (a burst of 8 frames over 4 s) or a box jitters back and forth against its velocity.
+A track is confirmed after `min_hits` matched frames; an unconfirmed track that misses a frame is dropped, a
+confirmed one after `max_age` missed frames. Frames more than `max_gap_s` apart (a stream that reconnected, the
+next burst of a patrol) start from no tracks; ids keep counting up.
 
 Why hand-written rather than `supervision` / `trackers`: `rules/` must stay pure and light (import-linter forbids
-`av` there, and a worker imports `rules/` once per core). Checked with `pip download --no-deps` on 2026-05:
+`av` there, and a worker imports `rules/` once per core). Checked with `pip download --no-deps`:
 supervision 0.31.2 requires matplotlib, scipy, av, pillow, requests, tqdm, defusedxml and pydeprecate (its
 `ByteTrack` now lives in `trackers`, and `import supervision` imports scipy eagerly); trackers 2.6.1, where the
 ByteTrack/SORT trackers are, requires supervision, scipy, rich, requests and opencv-python (the non-headless build,
@@ -45,7 +49,8 @@ _NCOLS = 10
 @dataclass(frozen=True, slots=True)
 class TrackerConfig:
     """`high`/`low`: confidence bounds of the two stages; `match_iou`/`low_match_iou`: least IoU of a match in each;
-    `max_age`: missed frames a confirmed track survives; `max_gap_s`: a longer pause between frames starts afresh."""
+    `max_age`: missed frames a confirmed track survives; `max_gap_s`: a longer pause between frames starts afresh;
+    `buffer_per_s`, `max_buffer`: how much the second chance of stage 1 grows boxes per second between frames."""
 
     high: float = 0.5
     low: float = 0.1
@@ -54,6 +59,8 @@ class TrackerConfig:
     min_hits: int = 2
     max_age: int = 10
     max_gap_s: float = 3.0
+    buffer_per_s: float = 1.5
+    max_buffer: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.low <= self.high:
@@ -127,15 +134,22 @@ def greedy_match(score: F64, threshold: float) -> tuple[IntArray, IntArray]:
 
 
 def _associate(
-    rows: F64, dets: Detections, det_idx: IntArray, track_idx: IntArray, threshold: float
+    rows: F64,
+    dets: Detections,
+    det_idx: IntArray,
+    track_idx: IntArray,
+    threshold: float,
+    moved: bool = True,
+    buffer: float = 0.0,
 ) -> tuple[IntArray, IntArray]:
-    """Greedy class-aware matches between tracks `track_idx` (predicted boxes) and detections `det_idx`."""
+    """Greedy class-aware matches between tracks `track_idx` and detections `det_idx`, by IoU with each track's
+    last box moved by its velocity (`moved`) or left where it was."""
     if len(det_idx) == 0 or len(track_idx) == 0:
         return np.zeros((0,), np.int64), np.zeros((0,), np.int64)
     t = rows[track_idx]
-    ahead = (t[:, _MISSES] + 1.0)[:, None]
+    ahead = (t[:, _MISSES] + 1.0)[:, None] if moved else np.zeros((len(t), 1))
     predicted = t[:, _BOX] + np.tile(t[:, _VEL], 2) * ahead
-    score = iou_matrix(predicted, dets.xyxy[det_idx])
+    score = iou_matrix(_grown(predicted, buffer), _grown(dets.xyxy[det_idx], buffer))
     score[t[:, _CLS][:, None] != dets.class_id[det_idx][None, :].astype(np.float64)] = 0.0
     r, c = greedy_match(score, threshold)
     return track_idx[r], det_idx[c]
@@ -153,9 +167,10 @@ class Tracker:
         if tracks.last_t is not None and not 0.0 <= t - tracks.last_t <= cfg.max_gap_s:
             tracks = Tracks.empty(tracks.next_id)
         rows = tracks.rows
+        dt = 0.0 if tracks.last_t is None else t - tracks.last_t
         strong = np.flatnonzero(dets.confidence >= cfg.high)
         weak = np.flatnonzero((dets.confidence >= cfg.low) & (dets.confidence < cfg.high))
-        t1, d1 = _associate(rows, dets, strong, np.arange(len(rows)), cfg.match_iou)
+        t1, d1 = self._match_strong(rows, dets, strong, min(cfg.max_buffer, cfg.buffer_per_s * dt))
         left = np.setdiff1d(np.flatnonzero(rows[:, _HITS] >= cfg.min_hits), t1)
         t2, d2 = _associate(rows, dets, weak, left, cfg.low_match_iou)
         matched_t, matched_d = np.concatenate([t1, t2]), np.concatenate([d1, d2])
@@ -175,6 +190,15 @@ class Tracker:
         next_rows = next_rows[np.argsort(next_rows[:, _ID], kind="stable")]
         return Tracks(next_rows, tracks.next_id + len(new_d), t), step
 
+    def _match_strong(self, rows: F64, dets: Detections, strong: IntArray, buffer: float) -> tuple[IntArray, IntArray]:
+        """Stage 1: confident detections by IoU with the tracks' predicted boxes; then what is left over by the
+        buffered IoU with the tracks' last boxes where they were."""
+        cfg = self.config
+        t1, d1 = _associate(rows, dets, strong, np.arange(len(rows)), cfg.match_iou)
+        rest_t, rest_d = np.setdiff1d(np.arange(len(rows)), t1), np.setdiff1d(strong, d1)
+        t1b, d1b = _associate(rows, dets, rest_d, rest_t, cfg.match_iou, moved=False, buffer=buffer)
+        return np.concatenate([t1, t1b]), np.concatenate([d1, d1b])
+
     def run(
         self, frames: Sequence[tuple[Detections, float]], tracks: Tracks | None = None
     ) -> tuple[Tracks, list[Step]]:
@@ -185,6 +209,16 @@ class Tracker:
             state, step = self.step(state, dets, t)
             steps.append(step)
         return state, steps
+
+
+def _grown(boxes: NDArray[np.floating], buffer: float) -> F64:
+    """Boxes grown on every side by `buffer` times their width and height."""
+    b = boxes.astype(np.float64)
+    if buffer <= 0.0:
+        return b
+    pad = np.tile((b[:, 2:] - b[:, :2]) * buffer, 2) * np.array([-1.0, -1.0, 1.0, 1.0])
+    out: F64 = b + pad
+    return out
 
 
 def _updated(rows: F64, boxes: NDArray[np.float32]) -> F64:

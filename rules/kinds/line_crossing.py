@@ -79,7 +79,8 @@ class LineCrossingRule(BaseRule):
 
 @dataclass(frozen=True, slots=True)
 class LineState:
-    """A continuous stream's tracks and, per live track, its side of the line and what it already crossed."""
+    """A continuous stream's tracks and, per live track, its side of the line and what it already crossed: about
+    350 bytes and 130 more per live track; one shared state while nobody is in view."""
 
     tracks: Tracks
     memory: F64
@@ -87,6 +88,16 @@ class LineState:
     @classmethod
     def empty(cls) -> LineState:
         return cls(Tracks.empty(), np.zeros((0, 6), np.float64))
+
+
+def _idle() -> LineState:
+    state = LineState.empty()
+    state.tracks.rows.flags.writeable = False
+    state.memory.flags.writeable = False
+    return state
+
+
+_IDLE = _idle()
 
 
 @dataclass(slots=True)
@@ -140,8 +151,7 @@ class LineCrossing:
         return points, _side(self.rule.line.a, self.rule.line.b, x / width, y / height) * self._in_sign
 
     def evaluate(self, obs: Observation, state: object | None) -> Evaluation:
-        carried = obs.kind == "continuous" and isinstance(state, LineState)
-        current = state if carried and isinstance(state, LineState) else LineState.empty()
+        current = state if obs.kind == "continuous" and isinstance(state, LineState) else _IDLE
         visit = _Visit()
         frame_ids: list[IntArray] = []
         for i, frame in enumerate(obs.frames):
@@ -159,6 +169,8 @@ class LineCrossing:
             ids[keep] = step.ids
             frame_ids.append(ids)
             self._tally(visit, crossed, i)
+        if len(current.tracks) == 0 and len(current.memory) == 0:
+            current = _IDLE  # nobody in view: nothing to remember, and the shared state costs no memory
         return Evaluation([self._verdict(obs, visit, frame_ids)], current if obs.kind == "continuous" else None)
 
     def _tally(self, visit: _Visit, crossed: list[tuple[int, str]], frame: int) -> None:

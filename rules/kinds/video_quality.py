@@ -10,10 +10,9 @@ until then they are not judged. Thresholds and their defaults are measured in do
 
 from __future__ import annotations
 
-import base64
 import logging
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,7 +26,7 @@ from rules.quality import (
     Picture,
     Reference,
     Region,
-    Thumb,
+    aligned_similarity,
     bounding_region,
     cell_regions,
     cell_similarity,
@@ -39,6 +38,7 @@ from rules.quality import (
     similarity,
     visible_cells,
 )
+from rules.quality_state import QualityState, load_state, save_state
 from rules.schema import BaseRule
 
 logger = logging.getLogger(__name__)
@@ -54,11 +54,11 @@ class VideoQualityRule(BaseRule):
     kind: Literal["video_quality"]
     checks: tuple[Check, ...] = Field(default=CHECKS, min_length=1)
     reference_visits: int = Field(default=3, ge=1, le=1000)
-    black_max_luma: float = Field(default=20.0, ge=0.0, le=255.0)
+    black_max_luma: float = Field(default=25.0, ge=0.0, le=255.0)
     no_signal_min_share: float = Field(default=0.8, gt=0.0, le=1.0)
-    frozen_max_change: float = Field(default=0.2, ge=0.0, le=255.0)
+    frozen_max_change: float = Field(default=0.19, ge=0.0, le=255.0)
     frozen_visits: int = Field(default=3, ge=2, le=1000)
-    blurred_min_ratio: float = Field(default=0.25, gt=0.0, lt=1.0)
+    blurred_min_ratio: float = Field(default=0.2, gt=0.0, lt=1.0)
     covered_min_share: float = Field(default=0.3, gt=0.0, le=1.0)
     covered_texture_ratio: float = Field(default=0.25, gt=0.0, lt=1.0)
     covered_dark_ratio: float = Field(default=0.4, ge=0.0, lt=1.0)
@@ -76,17 +76,9 @@ class VideoQualityRule(BaseRule):
 
 
 @dataclass(frozen=True, slots=True)
-class QualityState:
-    """What one camera's rule keeps between visits (about 6.5 KB): the reference view, the previous visit's
-    thumbnail and how many visits in a row showed the same picture (this one included)."""
-
-    reference: Reference | None = None
-    previous: Thumb | None = None
-    same_visits: int = 1
-
-
-@dataclass(frozen=True, slots=True)
 class Finding:
+    """One failed check: its figures with the threshold, the reason in words, the regions its evidence draws."""
+
     check: Check
     measures: dict[str, float]
     reason: str
@@ -139,7 +131,8 @@ class VideoQuality:
         else:
             self._against_reference(visit, reference)
         after = QualityState(reference, pic.thumb, same_visits)
-        return Judgement(visit.figures, tuple(visit.findings), note, after)
+        findings = tuple(sorted(visit.findings, key=lambda f: CHECKS.index(f.check)))
+        return Judgement(visit.figures, findings, note, after)
 
     def _blank(self, visit: _Visit) -> bool:
         """Black and no signal; true when the picture is either, whether or not those checks are on."""
@@ -176,22 +169,26 @@ class VideoQuality:
         return same_visits
 
     def _against_reference(self, visit: _Visit, ref: Reference) -> None:
+        """Covered, shifted and blurred. A view that moved no longer lines up with the reference cell by cell:
+        then covered is not judged and sharpness is compared over the whole picture."""
         pic, rule = visit.pic, self.rule
         covered = covered_cells(pic, ref, rule.covered_texture_ratio, rule.covered_dark_ratio)
         share = float(covered.mean())
         visit.figures["covered_share"] = share
-        if "covered" in self.checks and share >= rule.covered_min_share:
+        visible = visible_cells(covered) if covered.any() else np.ones_like(covered)
+        if int(visible.sum()) < MIN_VISIBLE_CELLS:
+            moved = False
+        elif moved := self._shifted(visit, ref, visible):
+            visible = np.ones_like(covered)
+        if not moved and "covered" in self.checks and share >= rule.covered_min_share:
             reason = (
                 f"view covered: {share:.0%} of the picture lost its detail against the reference view "
                 f"({int(covered.sum())} of {CELLS} cells; from {rule.covered_min_share:.0%} it is covered)"
             )
             measures = {"covered_share": share, "min": rule.covered_min_share}
             visit.findings.append(Finding("covered", measures, reason, cell_regions(covered)))
-        visible = visible_cells(covered) if covered.any() else np.ones_like(covered)
-        if int(visible.sum()) < MIN_VISIBLE_CELLS:
-            return
-        self._blurred(visit, ref, visible)
-        self._shifted(visit, ref, visible)
+        if int(visible.sum()) >= MIN_VISIBLE_CELLS:
+            self._blurred(visit, ref, visible)
 
     def _blurred(self, visit: _Visit, ref: Reference, visible: NDArray[np.bool_]) -> None:
         rule = self.rule
@@ -205,21 +202,29 @@ class VideoQuality:
             measures = {"sharpness_ratio": ratio, "min": rule.blurred_min_ratio}
             visit.findings.append(Finding("blurred", measures, reason))
 
-    def _shifted(self, visit: _Visit, ref: Reference, visible: NDArray[np.bool_]) -> None:
+    def _shifted(self, visit: _Visit, ref: Reference, visible: NDArray[np.bool_]) -> bool:
+        """Whether the view moved from the reference (whether or not the check is on); a finding if it is on."""
         rule = self.rule
         score = similarity(visit.pic, ref, visible)
         visit.figures["similarity"] = score
-        if "shifted" not in self.checks or score >= rule.shifted_min_similarity:
-            return
+        moved = score < rule.shifted_min_similarity
+        if not moved or "shifted" not in self.checks:
+            return moved
         dx, dy = offset(visit.pic, ref)
+        measures = {"similarity": score, "min": rule.shifted_min_similarity}
+        if aligned_similarity(visit.pic, ref, dx, dy) >= rule.shifted_min_similarity:
+            measures |= {"dx": dx, "dy": dy}
+            across, down = ("left" if dx < 0 else "right"), ("up" if dy < 0 else "down")
+            how = f"the picture moved about {abs(dx):.0%} {across} and {abs(dy):.0%} {down}"
+        else:
+            how = "the camera turned, zoomed or points elsewhere (no pan or tilt alone explains it)"
         changed = (cell_similarity(visit.pic, ref) < rule.shifted_min_similarity) & visible
         reason = (
             f"view shifted from the reference: similarity {score:.2f} to the reference view (below "
-            f"{rule.shifted_min_similarity:g} is shifted), moved about {dx:+.0%} across and {dy:+.0%} down; "
-            "zones drawn on the old view may no longer fit"
+            f"{rule.shifted_min_similarity:g} is shifted); {how}; zones drawn on the old view may no longer fit"
         )
-        measures = {"similarity": score, "min": rule.shifted_min_similarity, "dx": dx, "dy": dy}
         visit.findings.append(Finding("shifted", measures, reason, bounding_region(changed)))
+        return True
 
     def _verdicts(self, obs: Observation, judged: Judgement) -> list[Verdict]:
         rule_id, camera = self.rule.id, obs.camera_id
@@ -238,51 +243,6 @@ class VideoQuality:
             )
             for f in judged.findings
         ]
-
-
-def _pack(array: NDArray[Any]) -> dict[str, Any]:
-    data = np.ascontiguousarray(array)
-    return {"dtype": str(data.dtype), "shape": list(data.shape), "data": base64.b64encode(data.tobytes()).decode()}
-
-
-def _unpack(packed: dict[str, Any]) -> NDArray[Any]:
-    raw = base64.b64decode(packed["data"])
-    return np.frombuffer(raw, dtype=np.dtype(packed["dtype"])).reshape(packed["shape"]).copy()
-
-
-def save_state(state: object) -> dict[str, Any]:
-    """The reference view and the previous thumbnail as JSON-able data, so a restart does not relearn the
-    reference from what may by then be a shifted or covered view."""
-    if not isinstance(state, QualityState):
-        raise TypeError(f"not a video_quality state: {type(state).__name__}")
-    ref = state.reference
-    saved: dict[str, Any] = {"same_visits": state.same_visits}
-    if state.previous is not None:
-        saved["previous"] = _pack(state.previous)
-    if ref is not None:
-        arrays: dict[str, NDArray[Any]] = {
-            "thumb": ref.thumb,
-            "cell_lap": ref.cell_lap,
-            "cell_std": ref.cell_std,
-            "cell_mean": ref.cell_mean,
-        }
-        saved["reference"] = {"visits": ref.visits, **{k: _pack(v) for k, v in arrays.items()}}
-    return saved
-
-
-def load_state(saved: dict[str, Any]) -> QualityState:
-    packed = saved.get("reference")
-    reference = None
-    if packed is not None:
-        reference = Reference(
-            int(packed["visits"]),
-            _unpack(packed["thumb"]),
-            _unpack(packed["cell_lap"]),
-            _unpack(packed["cell_std"]),
-            _unpack(packed["cell_mean"]),
-        )
-    previous = _unpack(saved["previous"]) if "previous" in saved else None
-    return QualityState(reference, previous, int(saved.get("same_visits", 1)))
 
 
 def compile_rule(rule: VideoQualityRule, ctx: CompileContext) -> VideoQuality:

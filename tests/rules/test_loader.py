@@ -67,6 +67,24 @@ BAD_FILES: list[tuple[Path, list[str]]] = [
         ],
     ),
     (
+        BAD / "video_quality_values.yaml",
+        [
+            f"{BAD}/video_quality_values.yaml:4:21: rules[0].checks[1]: "
+            "Input should be 'no_signal', 'black', 'frozen', 'blurred', 'covered' or 'shifted'",
+            f"{BAD}/video_quality_values.yaml:5:20: rules[0].frozen_visits: Input should be greater than or equal to 2",
+            f"{BAD}/video_quality_values.yaml:6:24: rules[0].blurred_min_ratio: Input should be less than 1",
+            f"{BAD}/video_quality_values.yaml:7:24: rules[0].covered_min_share: Input should be greater than 0",
+            f"{BAD}/video_quality_values.yaml:10:13: rules[1].checks: check 'black' is listed more than once",
+            f"{BAD}/video_quality_values.yaml:11:21: rules[1].black_max_luma: "
+            "Input should be less than or equal to 255",
+            f"{BAD}/video_quality_values.yaml:12:29: rules[1].shifted_min_similarity: Input should be greater than 0",
+            f"{BAD}/video_quality_values.yaml:15:13: rules[2].checks: "
+            "Tuple should have at least 1 item after validation, not 0",
+            f"{BAD}/video_quality_values.yaml:16:23: rules[2].reference_visits: "
+            "Input should be greater than or equal to 1",
+        ],
+    ),
+    (
         DATA / "duplicate_ids",
         [
             f"{DATA}/duplicate_ids/b.yaml:6:11: rules[1].id: duplicate rule id 'walkway-intrusion', "

@@ -99,6 +99,24 @@ def test_velocity_carries_a_track_over_missed_frames() -> None:
     assert steps[-1].ids.tolist() == [1] and steps[-1].confirmed.tolist() == [True]
 
 
+@pytest.mark.parametrize(("buffer_per_s", "ids"), [(1.5, [1, 1, 1, 1, 1]), (0.0, [1, 2, 3, 4, 5])])
+def test_far_apart_frames_are_joined_by_the_buffered_iou(buffer_per_s: float, ids: list[int]) -> None:
+    # given: a default burst's spacing (8 frames over 4 s), a 40 px wide person walking 30 px between frames: the
+    # plain IoU of two sightings is 10 / 70 = 0.14, under `match_iou`
+    frames = [[person(100 + 30 * i)] for i in range(5)]
+    # when
+    _, steps = run(frames, Tracker(TrackerConfig(buffer_per_s=buffer_per_s)), step_s=0.57)
+    # then
+    assert [int(s.ids[0]) for s in steps] == ids
+
+
+def test_a_newcomer_nearby_does_not_take_over_a_track_at_full_frame_rate() -> None:
+    # given: at 10 fps one person is missed and another appears 50 px away
+    _, steps = run([[person(100)], [person(100)], [person(150)]])
+    # then: the buffer (0.15 of a box at 0.1 s) does not reach across
+    assert steps[-1].ids.tolist() == [2]
+
+
 def test_classes_never_share_a_track() -> None:
     _, steps = run([[person(100)], [person(100)], [person(100, label="car")]])
     assert steps[-1].ids.tolist() == [2]
