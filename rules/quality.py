@@ -58,6 +58,20 @@ def _resize(gray: NDArray[np.uint8], size: tuple[int, int]) -> NDArray[np.uint8]
     return np.asarray(cv2.resize(gray, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
 
 
+def _work(image: Image) -> NDArray[np.uint8]:
+    """The 320x240 grayscale working image. Area averaging by a whole factor first (OpenCV's fast path: a 2.4x
+    INTER_AREA costs four times as much), then a mild linear resize to the working size."""
+    h, w = image.shape[:2]
+    k = max(1, min(w // WORK_SIZE[0], h // WORK_SIZE[1]))
+    small: Image = np.ascontiguousarray(image)
+    if k > 1:
+        small = np.asarray(cv2.resize(small, (w // k, h // k), interpolation=cv2.INTER_AREA), np.uint8)
+    gray = _gray(small)
+    if gray.shape[::-1] == WORK_SIZE:
+        return gray
+    return np.asarray(cv2.resize(gray, WORK_SIZE, interpolation=cv2.INTER_LINEAR), dtype=np.uint8)
+
+
 def _cells(values: F32) -> F32:
     """(rows, cols, pixels of a cell) from an image the grid divides evenly."""
     h, w = values.shape
@@ -68,7 +82,8 @@ def _cells(values: F32) -> F32:
 
 def _uniform_share(work: NDArray[np.uint8]) -> float:
     """The share of pixels within `UNIFORM_TOLERANCE` grey levels of the median, from the histogram."""
-    counts = np.cumsum(np.bincount(work.ravel(), minlength=256))
+    hist = cv2.calcHist([work], [0], None, [256], [0, 256]).ravel()  # 10x faster than np.bincount here
+    counts = np.cumsum(hist.astype(np.int64))
     median = int(np.searchsorted(counts, counts[-1] / 2))
     low, high = max(median - UNIFORM_TOLERANCE, 0), min(median + UNIFORM_TOLERANCE, 255)
     inside = counts[high] - (counts[low - 1] if low > 0 else 0)
@@ -77,7 +92,7 @@ def _uniform_share(work: NDArray[np.uint8]) -> float:
 
 def measure(image: Image) -> Picture:
     """The measures of one BGR (or grayscale) frame."""
-    work = _resize(_gray(image), WORK_SIZE)
+    work = _work(image)
     low = _resize(work, LOW_SIZE).astype(np.float32)
     lap = cv2.Laplacian(work, cv2.CV_32F)
     low_cells = _cells(low)

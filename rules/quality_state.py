@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from core.types import Verdict
 from rules.quality import GRID, THUMB_SIZE, Reference, Thumb
 
 logger = logging.getLogger(__name__)
@@ -23,6 +24,10 @@ class QualityState:
     reference: Reference | None = None
     previous: Thumb | None = None
     same_visits: int = 1
+    # when the picture was last judged (capture time, epoch seconds) and what that judgement said, repeated on the
+    # visits until the next check
+    checked_at: float = float("-inf")
+    verdicts: tuple[Verdict, ...] = ()
 
 
 def _pack(array: NDArray[Any]) -> str:

@@ -11,7 +11,7 @@ until then they are not judged. Thresholds and their defaults are measured in do
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
 import numpy as np
@@ -63,6 +63,9 @@ class VideoQualityRule(BaseRule):
     covered_texture_ratio: float = Field(default=0.25, gt=0.0, lt=1.0)
     covered_dark_ratio: float = Field(default=0.4, ge=0.0, lt=1.0)
     shifted_min_similarity: float = Field(default=0.55, gt=0.0, lt=1.0)
+    # judge the picture at most this often per camera; the visits between repeat the last judgement. Picture
+    # faults last for minutes to days, and judging costs about 0.5 ms a visit
+    check_every_s: float = Field(default=300.0, ge=0.0, le=86_400.0)
 
     @field_validator("checks")
     @classmethod
@@ -112,8 +115,12 @@ class VideoQuality:
         self.checks = frozenset(rule.checks)
 
     def evaluate(self, obs: Observation, state: object | None) -> Evaluation:
+        now = obs.at.timestamp()
+        if isinstance(state, QualityState) and 0.0 <= now - state.checked_at < self.rule.check_every_s:
+            return Evaluation(list(state.verdicts), state)
         judged = self.judge(obs, state)
-        return Evaluation(self._verdicts(obs, judged), judged.state)
+        verdicts = self._verdicts(obs, judged)
+        return Evaluation(verdicts, replace(judged.state, checked_at=now, verdicts=tuple(verdicts)))
 
     def judge(self, obs: Observation, state: object | None) -> Judgement:
         """Every figure of the visit's last frame, the checks that failed, and the camera's new state."""

@@ -39,7 +39,10 @@ def frames(footage_path: Path) -> list[Image]:
 
 
 def rule(**fields: Any) -> VideoQualityRule:
-    return VideoQualityRule.model_validate({"id": "camera-health", "kind": "video_quality", **fields})
+    """A rule that judges every visit (visits here are a minute apart), unless `check_every_s` is given."""
+    return VideoQualityRule.model_validate(
+        {"id": "camera-health", "kind": "video_quality", "check_every_s": 0, **fields}
+    )
 
 
 def visit(kind: VideoQuality, image: Image, state: object | None, n: int = 0) -> tuple[list[Verdict], object]:
@@ -197,7 +200,7 @@ def test_verdicts_say_the_figure_and_the_threshold(frames: list[Image]) -> None:
     assert black.reason == "black picture: mean brightness 0.0 of 255, at most 25 is black"
     assert black.overlay == Overlay(note="black")
     [blurred], _ = visit(kind, np.asarray(cv2.GaussianBlur(frames[5], (0, 0), 3.0), np.uint8), state)
-    assert blurred.reason == "blurred picture: sharpness 4% of this camera's reference view (below 20% is blurred)"
+    assert blurred.reason == "blurred picture: sharpness 5% of this camera's reference view (below 20% is blurred)"
 
 
 def test_covered_cells_are_the_regions(frames: list[Image]) -> None:
@@ -308,6 +311,23 @@ def test_the_engine_keeps_the_state_between_visits(frames: list[Image]) -> None:
         [outcome] = engine.observe(observation(Detections.empty(), at=T0 + timedelta(minutes=n), images=[image]))
         seen.append([v.key for v in outcome.fired])
     assert seen == [[], [], [], [], [], ["frozen"]]
+
+
+def test_between_checks_the_last_judgement_is_repeated(frames: list[Image]) -> None:
+    # given: a rule that judges every 5 minutes, a camera that has learned its view, visits a minute apart
+    kind = VideoQuality(rule(check_every_s=300))
+    state: object | None = None
+    for n in range(0, 15, 5):
+        _, state = visit(kind, frames[n], state, n)
+    # when: the lens is covered at minute 16; the next check is at minute 15 + 5 = 20
+    black = np.zeros_like(frames[0])
+    verdicts, state = visit(kind, frames[15], state, 15)
+    seen = [fired(verdicts)]
+    for n in range(16, 22):
+        verdicts, state = visit(kind, black, state, n)
+        seen.append(fired(verdicts))
+    # then: minutes 16-19 repeat the check of minute 15; minute 20 judges the black picture, minute 21 repeats it
+    assert seen == [[], [], [], [], [], ["black"], ["black"]]
 
 
 def test_the_documented_example_is_valid(tmp_path: Path) -> None:
