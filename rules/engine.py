@@ -32,6 +32,7 @@ class _Entry:
     schedule: ArmingSchedule
     compiled: CompiledRule
     needs_motion: bool
+    needs_pixels: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +98,9 @@ class RuleEngine:
             ctx.problems[before:] = sorted(ctx.problems[before:], key=_line_col)
             if compiled is not None and rule.enabled:
                 schedule = ArmingSchedule.build(rule.armed, rule.timezone)
-                entries.append(_Entry(rule, rule.fingerprint(), schedule, compiled, spec.needs_motion))
+                entries.append(
+                    _Entry(rule, rule.fingerprint(), schedule, compiled, spec.needs_motion, spec.needs_pixels)
+                )
         if ctx.problems:
             raise ConfigError(ctx.problems)
         self._entries = tuple(entries)
@@ -140,11 +143,12 @@ class RuleEngine:
                 warnings.append(f"{where}: {e.rule.kind} skips keyframe cameras {', '.join(still)}")
         return errors, warnings
 
-    def observe(self, obs: Observation) -> list[RuleOutcome]:
-        """One outcome per enabled rule that covers the camera (and can work on this kind of visit)."""
+    def observe(self, obs: Observation, *, pixels: bool = True) -> list[RuleOutcome]:
+        """One outcome per enabled rule that covers the camera (and can work on this kind of visit); with
+        `pixels` false the frames carry no real picture, and kinds that judge the picture are skipped."""
         outcomes = []
         for e in self._entries_for(obs.camera_id):
-            if e.needs_motion and obs.kind == "keyframe":
+            if (e.needs_motion and obs.kind == "keyframe") or (e.needs_pixels and not pixels):
                 continue
             if not e.schedule.armed(obs.at):
                 outcomes.append(RuleOutcome(e.rule, e.fingerprint, False, []))
@@ -157,8 +161,8 @@ class RuleEngine:
         return outcomes
 
     def evaluate(self, camera_id: str, width: int, height: int, detections: Detections, now: datetime) -> list[Verdict]:
-        """The verdicts of one keyframe visit without pixels, for rules armed at aware `now` (kinds that need
-        pixels see a black picture)."""
+        """The verdicts of one keyframe visit without pixels, for rules armed at aware `now`; kinds that judge the
+        picture itself are skipped, the others see a black one."""
         image = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (height, width, 3))
         obs = Observation(camera_id, "keyframe", (ObservedFrame(now, 0.0, detections, image),))
-        return [v for outcome in self.observe(obs) for v in outcome.verdicts]
+        return [v for outcome in self.observe(obs, pixels=False) for v in outcome.verdicts]

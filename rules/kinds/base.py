@@ -84,13 +84,15 @@ class CompileContext:
 @dataclass(frozen=True, slots=True)
 class KindSpec(Generic[R]):
     """One row of the kind table. `needs_motion`: the kind needs several frames per visit (burst or continuous
-    cameras); on a keyframe camera it cannot work, which is reported when the rules are loaded."""
+    cameras); on a keyframe camera it cannot work, which is reported when the rules are loaded. `needs_pixels`: the
+    kind judges the picture itself (video quality), so evaluating detections alone skips it."""
 
     name: str
     model: type[R]
     compile: Callable[[R, CompileContext], CompiledRule | None]
     needs_motion: bool = False
     summary: str = ""
+    needs_pixels: bool = False  # judges the picture itself, not only the detections
     # kinds whose state must outlive a restart (a learned baseline): state -> JSON-able dict, and back
     save_state: Callable[[object], dict[str, Any]] | None = None
     load_state: Callable[[dict[str, Any]], object] | None = None

@@ -263,4 +263,5 @@ KIND = KindSpec(
     summary="no signal, black, frozen, blurred, covered or shifted picture",
     save_state=save_state,
     load_state=load_state,
+    needs_pixels=True,
 )

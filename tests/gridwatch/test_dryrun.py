@@ -121,3 +121,41 @@ def test_a_simulated_hour_loops_the_clip_and_reports_incidents_not_hits(
     # people are on the walkway at every visit: one incident, opened once and updated at each visit after it
     assert lines[-1].startswith("61 visits over 3600 s: walkway: 1 opened, 60 updated, 0 closed;")
     assert len({line.split()[4] for line in lines[:-1] if " walkway " in line}) == 1
+
+
+LINE = """\
+rules:
+  - id: lawn-line
+    kind: line_crossing
+    line: {name: lawn-edge, a: [0.2995, 0.309], b: [0.2995, 0.521]}
+    in_side: right
+    classes: [person]
+    cooldown_s: 0
+"""
+
+
+def test_a_burst_camera_is_simulated_with_bursts(
+    rules_file: Path, footage_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given: a line rule, which needs bursts; the clip visited as a burst camera, 8 frames over 4 s every 4 s
+    line = rules_file.parent / "line.yaml"
+    line.write_text(LINE, encoding="utf-8")
+    args = [
+        "--on",
+        str(footage_path),
+        "--mode",
+        "burst",
+        "--every",
+        "4",
+        "--duration",
+        "44",
+        "--at",
+        "2026-05-04T10:00:00+08:00",
+    ]
+    # when
+    code = main(["--log-level", "WARNING", "rules", "test", str(line), "--config", str(rules_file.parent), *args])
+    # then: people crossed the lawn edge in those bursts, and the crossings are incidents of the line
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert lines[-1].startswith("12 visits over 44 s: lawn-line: 1 opened")
+    assert any(" lawn-line  opened  incident " in line and "zone=lawn-edge" in line for line in lines)

@@ -121,3 +121,39 @@ def test_inference_workers_default_to_the_cores_but_never_beyond_the_visits_in_f
     explicit = Settings(detector={"inference_workers": 4}, patrol={"max_in_flight": 2})
     assert inference_workers(explicit, cpu) == 4
     assert "at most 2 inferences can run at once" in caplog.text
+
+
+LINE_RULE = """\
+rules:
+  - id: gate-line
+    kind: line_crossing
+    cameras: [{cameras}]
+    line: {{name: gate, a: [0.1, 0.5], b: [0.9, 0.5]}}
+    in_side: left
+    classes: [person]
+"""
+
+
+def test_a_rule_that_needs_bursts_on_a_keyframe_camera_is_refused_at_its_line(tmp_path: Path) -> None:
+    # given: a line rule naming a keyframe camera and a burst camera
+    (tmp_path / "site.yaml").write_text(LINE_RULE.format(cameras="gate-kf, gate-burst"))
+    cameras = [
+        Camera(id="gate-kf", url="file:///x.mp4"),
+        Camera(id="gate-burst", url="file:///x.mp4", mode="burst"),
+    ]
+    # when / then
+    with pytest.raises(ConfigError) as info:
+        RulesHolder(tmp_path, LABELS, cameras)
+    assert info.value.problems == [
+        f"{tmp_path / 'site.yaml'}:4:15: rules[0].cameras[0]: camera 'gate-kf' is a keyframe camera; "
+        "line_crossing needs mode: burst"
+    ]
+
+
+def test_a_rule_that_needs_bursts_for_every_camera_skips_keyframe_cameras_with_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "site.yaml").write_text(LINE_RULE.format(cameras='"*"'))
+    cameras = [Camera(id="gate-kf", url="file:///x.mp4"), Camera(id="gate-burst", url="file:///x.mp4", mode="burst")]
+    holder = RulesHolder(tmp_path, LABELS, cameras)
+    assert holder.warnings == [
+        f"{tmp_path / 'site.yaml'}:4:14: rules[0].cameras: line_crossing skips keyframe cameras gate-kf"
+    ]
