@@ -1,6 +1,6 @@
 """Take a screenshot of a running alert wall with Debian's Chromium (Playwright), e.g. for the README.
 
-    .venv/bin/python scripts/screenshot_wall.py http://127.0.0.1:8000/ docs/alert-wall.png [--lang en]
+.venv/bin/python scripts/screenshot_wall.py http://127.0.0.1:8000/ docs/alert-wall.png [--lang en]
 """
 
 from __future__ import annotations
