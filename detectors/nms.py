@@ -6,20 +6,15 @@ import logging
 
 import numpy as np
 
+from core.geometry import iou_matrix
 from core.types import FloatArray, IntArray
 
 logger = logging.getLogger(__name__)
 
 
 def iou(a: FloatArray, b: FloatArray) -> FloatArray:
-    """The (len(a), len(b)) matrix of IoU between xyxy boxes; 0 where both boxes are empty."""
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    result: FloatArray = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0).astype(np.float32)
+    """The (len(a), len(b)) matrix of IoU between xyxy boxes, as float32; 0 where both boxes are empty."""
+    result: FloatArray = iou_matrix(a, b).astype(np.float32)
     return result
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from core.geometry import iou_matrix
 from core.types import Detections, IntArray
 
 logger = logging.getLogger(__name__)
@@ -101,20 +102,6 @@ class Step:
         """The detections with `track_id` filled: the track's id where it is confirmed, else -1."""
         track_id = np.where(self.confirmed, self.ids, -1).astype(np.int64)
         return Detections(detections.xyxy, detections.confidence, detections.class_id, track_id)
-
-
-def iou_matrix(a: NDArray[np.floating], b: NDArray[np.floating]) -> F64:
-    """IoU of every box of `a (n,4)` with every box of `b (m,4)`, as an `(n, m)` array."""
-    a64, b64 = a.astype(np.float64, copy=False), b.astype(np.float64, copy=False)
-    lt = np.maximum(a64[:, None, :2], b64[None, :, :2])
-    rb = np.minimum(a64[:, None, 2:], b64[None, :, 2:])
-    wh = np.clip(rb - lt, 0.0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    area_a = np.prod(np.clip(a64[:, 2:] - a64[:, :2], 0.0, None), axis=1)
-    area_b = np.prod(np.clip(b64[:, 2:] - b64[:, :2], 0.0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    out: F64 = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0.0)
-    return out
 
 
 def greedy_match(score: F64, threshold: float) -> tuple[IntArray, IntArray]:

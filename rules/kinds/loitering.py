@@ -21,10 +21,11 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
 
+from core.geometry import iou_matrix
 from core.types import IntArray, Observation, Verdict
 from rules.kinds.base import CompileContext, Evaluation, KindSpec
 from rules.schema import BaseRule, ZoneFilter
-from rules.tracker import Tracker, TrackerConfig, Tracks, greedy_match, iou_matrix
+from rules.tracker import Tracker, TrackerConfig, Tracks, greedy_match
 from rules.zone import ZoneMatcher
 
 logger = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
 
+from core.geometry import iou_matrix
 from core.types import Detections, Image, Observation, Verdict
-from rules.geometry import iou_matrix
 from rules.kinds.base import CompileContext, Evaluation, KindSpec
 from rules.schema import BaseRule, Name, Unit, ZoneFilter
 from rules.zone import ZoneMatcher

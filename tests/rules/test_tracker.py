@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.geometry import iou_matrix
 from core.types import Detections
-from rules.tracker import Step, Tracker, TrackerConfig, Tracks, greedy_match, iou_matrix
+from rules.tracker import Step, Tracker, TrackerConfig, Tracks, greedy_match
 from tests.rules.builders import Box, make_detections
 
 
