@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import statistics
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -110,9 +111,9 @@ class SlotStats:
 def slot_stats(values: NDArray[np.uint8]) -> SlotStats:
     if len(values) == 0:
         return SlotStats(0, 0.0, MAD_FLOOR)
-    x = values.astype(np.float64)
-    median = float(np.median(x))
-    mad = MAD_SCALE * float(np.median(np.abs(x - median)))
+    x = values.tolist()  # at most 64 small counts: plain Python is several times faster than numpy here
+    median = float(statistics.median(x))
+    mad = MAD_SCALE * float(statistics.median([abs(v - median) for v in x]))
     return SlotStats(len(values), median, max(mad, MAD_FLOOR))
 
 
@@ -141,7 +142,7 @@ class CountAnomaly:
             height, width = int(f.image.shape[0]), int(f.image.shape[1])
             found.append(np.flatnonzero(self.matcher.match(width, height, f.detections)).astype(np.int64))
         counts = [len(s) for s in found]
-        count = float(np.median(counts))
+        count = float(statistics.median(counts))
         nearest = min(range(len(counts)), key=lambda i: (abs(counts[i] - count), -counts[i], -i))
         return count, nearest - len(counts), found[nearest]
 

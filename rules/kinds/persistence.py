@@ -96,6 +96,8 @@ class Persistence:
         scale = np.array([obs.width, obs.height, obs.width, obs.height], np.float32)
         boxes = dets.xyxy[idx] / scale
         fams = np.array([self._family_of[int(c)] for c in dets.class_id[idx]], np.int64)
+        if len(idx) <= 1:
+            return idx, boxes, fams
         keep: list[int] = []
         overlaps = iou_matrix(boxes, boxes)
         for i in range(len(idx)):
@@ -105,22 +107,26 @@ class Persistence:
 
     def _match(
         self, objects: list[_Object], image: Image, boxes: NDArray[np.float32], fams: NDArray[np.int64]
-    ) -> dict[int, int]:
-        """Candidate index -> object index. A candidate is the oldest object of its family at an overlapping box
-        (IoU >= same_object_iou) whose place, in this picture, still looks like the object did; else it is new.
-        The look is compared at the object's own box, so a detection box that jitters does not matter."""
+    ) -> dict[int, tuple[int, NDArray[np.uint8]]]:
+        """Candidate index -> (object index, how the object's place looks now). A candidate is the oldest object
+        of its family at an overlapping box (IoU >= same_object_iou) whose place, in this picture, still looks like
+        the object did; else it is new. The look is taken at the object's own box (where it was first seen), so a
+        detection box that jitters from visit to visit does not matter."""
         if not objects or len(boxes) == 0:
             return {}
         ious = iou_matrix(boxes, np.stack([o.box for o in objects]))
         by_age = sorted(range(len(objects)), key=lambda o: objects[o].first_seen)
-        pairs: dict[int, int] = {}
+        pairs: dict[int, tuple[int, NDArray[np.uint8]]] = {}
+        taken: set[int] = set()
         for c in range(len(boxes)):
             for o in by_age:
                 obj = objects[o]
-                if o in pairs.values() or obj.family != fams[c] or ious[c, o] < self.rule.same_object_iou:
+                if o in taken or obj.family != fams[c] or ious[c, o] < self.rule.same_object_iou:
                     continue
-                if similarity(obj.thumb, _thumb(image, obj.box)) >= self.rule.same_object_similarity:
-                    pairs[c] = o
+                look = _thumb(image, obj.box)
+                if similarity(obj.thumb, look) >= self.rule.same_object_similarity:
+                    pairs[c] = (o, look)
+                    taken.add(o)
                     break
         return pairs
 
@@ -132,11 +138,11 @@ class Persistence:
         pairs = self._match(state.objects, image, boxes, fams)
         seen: list[tuple[_Object, int]] = []
         for c in range(len(idx)):
-            o = pairs.get(c)
-            if o is not None:
-                obj = state.objects[o]
+            pair = pairs.get(c)
+            if pair is not None:
+                obj = state.objects[pair[0]]
                 obj.history = ((obj.history << 1) | 1) & self._mask
-                obj.box, obj.thumb, obj.last_seen, obj.misses = boxes[c], _thumb(image, boxes[c]), now, 0
+                obj.thumb, obj.last_seen, obj.misses = pair[1], now, 0  # the box stays where it was first seen
             else:
                 obj = _Object(state.next_id, int(fams[c]), boxes[c], _thumb(image, boxes[c]), now, now)
                 state.next_id += 1
