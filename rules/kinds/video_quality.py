@@ -64,7 +64,7 @@ class VideoQualityRule(BaseRule):
     covered_dark_ratio: float = Field(default=0.4, ge=0.0, lt=1.0)
     shifted_min_similarity: float = Field(default=0.55, gt=0.0, lt=1.0)
     # judge the picture at most this often per camera; the visits between repeat the last judgement. Picture
-    # faults last for minutes to days, and judging costs about 0.5 ms a visit
+    # faults last for minutes to days, and judging costs about 0.8 ms a visit at 768x576
     check_every_s: float = Field(default=300.0, ge=0.0, le=86_400.0)
 
     @field_validator("checks")
