@@ -82,6 +82,7 @@ bench: dev models sysdeps
 	$(BIN)/python -m bench.providers
 	$(BIN)/python -m bench.rules
 	$(BIN)/python -m bench.video_quality --write
+	$(BIN)/python -m bench.grids
 
 # GPU machines only: swap in onnxruntime-gpu (CUDA 13 / cuDNN 9 from PyPI; its newest release is 1.31.1),
 # measure every provider at batch 1, 8 and 32, then put back the CPU build that was installed, whatever happens

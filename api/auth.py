@@ -21,11 +21,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from core.settings import ROLES as ROLES  # re-exported: the roles and their order live in core.settings
 from core.settings import ApiRole, ApiSettings, ApiToken
+from core.settings import role_at_least as role_at_least
 
 logger = logging.getLogger(__name__)
 
-ROLES: tuple[ApiRole, ...] = ("viewer", "operator", "rule_author", "admin")
 SESSION_COOKIE = "gridwatch_session"
 SESSION_VERSION = "v1"
 MAX_CREDENTIAL_LEN = 2048  # longer header or cookie values are refused before any hashing or parsing
@@ -35,10 +36,6 @@ DEFAULT_MAX_FAILURES = 10  # failed credential checks per client address within 
 DEFAULT_FAILURE_WINDOW_S = 60.0
 
 Via = Literal["token", "session", "anonymous"]
-
-
-def role_at_least(role: ApiRole, needed: ApiRole) -> bool:
-    return ROLES.index(role) >= ROLES.index(needed)
 
 
 @dataclass(frozen=True, slots=True)

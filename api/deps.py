@@ -14,6 +14,7 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 from api.auth import ANONYMOUS, SESSION_COOKIE, AuthConfig, Principal, role_at_least
 from core.settings import ApiRole
 from intake.bus import EventBus
+from intake.case_store import CaseStore
 from intake.evidence import EvidenceStore
 from intake.store import EventStore
 
@@ -38,6 +39,9 @@ class ApiDeps:
     health: Callable[[], dict[str, object]]
     version: str
     auth: AuthConfig = field(default_factory=AuthConfig)
+    cases: CaseStore | None = None
+    # the Standard Webhooks secret (`whsec_...`) external producers sign `POST /api/v1/intake/webhook` with
+    inbound_secret: str | None = field(default=None, repr=False)
 
 
 def get_deps(request: Request) -> ApiDeps:
@@ -59,10 +63,17 @@ def get_bus(deps: Annotated[ApiDeps, Depends(get_deps)]) -> EventBus:
     return deps.bus
 
 
+def get_cases(deps: Annotated[ApiDeps, Depends(get_deps)]) -> CaseStore:
+    if deps.cases is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="this server keeps no cases")
+    return deps.cases
+
+
 DepsDep = Annotated[ApiDeps, Depends(get_deps)]
 StoreDep = Annotated[EventStore, Depends(get_store)]
 EvidenceDep = Annotated[EvidenceStore, Depends(get_evidence)]
 BusDep = Annotated[EventBus, Depends(get_bus)]
+CasesDep = Annotated[CaseStore, Depends(get_cases)]
 
 
 _bearer = HTTPBearer(auto_error=False, description="a secret whose sha256 is in `api.tokens`")

@@ -53,6 +53,11 @@ class EvidenceSettings(BaseModel):
 
 ApiRole = Literal["viewer", "operator", "rule_author", "admin"]
 """API roles, lowest first: each role may do everything the roles before it may."""
+ROLES: tuple[ApiRole, ...] = ("viewer", "operator", "rule_author", "admin")
+
+
+def role_at_least(role: ApiRole, needed: ApiRole) -> bool:
+    return ROLES.index(role) >= ROLES.index(needed)
 
 
 class ApiToken(BaseModel):

@@ -177,3 +177,6 @@ class Verdict:
     key: str = ""
     frame: int = -1
     overlay: Overlay | None = None
+    # False: a verdict repeated from an earlier judgement (a kind that judges less often than it is visited):
+    # it keeps an open incident open, but neither confirms a new one nor brings fresh evidence
+    fresh: bool = True

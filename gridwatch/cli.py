@@ -16,6 +16,7 @@ from gridwatch.dryrun import describe, dry_run, summary
 from gridwatch.modelstore import fetch_model
 from gridwatch.runtime import build_detector, load_settings, run_forever
 from ingest.cameras import Camera, load_cameras
+from intake.outbox import replay_command
 from rules.categories import load_categories
 from rules.engine import RuleEngine, category_problems
 from rules.loader import check_rule_files, load_rule_files
@@ -136,6 +137,11 @@ def _cmd_rules_test(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_outbox_replay(args: argparse.Namespace) -> int:
+    print(replay_command(args.db, args.ids, args.dead))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gridwatch", description=__doc__)
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -189,6 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--out", type=Path, default=None, help="folder for the annotated snapshot of each hit")
     test.add_argument("--config", type=Path, default=None, help="folder of settings.yaml, cameras.yaml, categories")
     test.set_defaults(func=_cmd_rules_test)
+
+    outbox = sub.add_parser("outbox", help="the webhook outbox").add_subparsers(dest="outbox_command", required=True)
+    replay = outbox.add_parser("replay", help="send deliveries again: the ids named, or with --dead the dead letters")
+    replay.add_argument("ids", nargs="*", help="webhook ids (with --dead, only those that are dead letters)")
+    replay.add_argument("--dead", action="store_true", help="dead letters only; with no ids, every dead letter")
+    replay.add_argument("--db", type=Path, required=True, help="the intake's SQLite file")
+    replay.set_defaults(func=_cmd_outbox_replay)
     return parser
 
 

@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from core.clock import SystemClock
 from core.errors import ConfigError
 from core.events import Severity
 from core.settings import ApiSettings, Settings
+from core.sink import EventSink
 from core.types import VisitKind
 from core.yamlconf import format_loc, load_yaml_text, validation_problems
 from detectors.batcher import MicroBatcher
@@ -33,10 +34,11 @@ from incidents.events import RuleFacts, incident_event
 from incidents.tracker import IncidentChange, IncidentTracker
 from ingest.cameras import Camera, load_cameras
 from ingest.grabber import Grabber, GrabTimeouts
-from ingest.health import CameraHealthIncidents
+from ingest.health import RULE as HEALTH_RULE
+from ingest.health import RULE_ID, CameraHealthIncidents
 from ingest.patrol import Patrol
 from ingest.scheduler import BackoffPolicy, HealthChange, InProcessScheduler
-from ingest.visit import VisitPipeline, place_of
+from ingest.visit import VisitPipeline, facts_of, place_of
 from intake.bus import EventBus
 from intake.evidence import EvidenceStore
 from intake.sink import IntakeSink
@@ -92,7 +94,8 @@ class RulesHolder:
     """The running rule engine; a changed rule folder is recompiled, a bad one keeps the last good engine.
 
     Rule state and incidents outlive a reload for rules whose definition did not change; the incidents of changed
-    or removed rules are closed and handed to `on_close`.
+    or removed rules are closed and handed to `deliver` (which says whether the intake took them); what it could
+    not take is tried again at every poll.
     """
 
     def __init__(
@@ -103,14 +106,15 @@ class RulesHolder:
         *,
         categories: CategoryTable | None = None,
         incidents: IncidentTracker | None = None,
-        on_close: Callable[[list[IncidentChange]], None] | None = None,
+        deliver: Callable[[IncidentChange, RuleFacts], bool] | None = None,
     ) -> None:
         self._dir, self._labels = rules_dir, labels
         self._modes: dict[str, VisitKind] = {c.id: c.mode for c in cameras}
         self._categories = categories if categories is not None else default_categories()
         self.state = InMemoryRuleState()
         self.incidents = incidents if incidents is not None else IncidentTracker()
-        self._on_close = on_close
+        self._deliver = deliver
+        self._closing: list[tuple[IncidentChange, RuleFacts]] = []  # reload closes the intake has not taken yet
         self._reloader = RuleReloader()
         problems = self._reloader.reload([rules_dir])
         if problems:
@@ -147,7 +151,14 @@ class RulesHolder:
     def engine(self) -> RuleEngine:
         return self._engine
 
+    def flush_closes(self) -> int:
+        """Hand the closes of a reload to the intake; those it cannot take now wait for the next poll."""
+        if self._deliver is not None:
+            self._closing = [(c, f) for c, f in self._closing if not self._deliver(c, f)]
+        return len(self._closing)
+
     def poll(self) -> None:
+        self.flush_closes()
         problems = self._reloader.reload([self._dir])
         if problems:
             if problems != self.errors:
@@ -167,13 +178,19 @@ class RulesHolder:
             return
         self._swap(engine, current.digest)
 
+    def facts(self) -> dict[str, RuleFacts]:
+        """What the events of the running rules say about their rule, by rule id."""
+        return {rule.id: facts_of(rule) for rule in self._engine.ruleset.rules}
+
     def _swap(self, engine: RuleEngine, digest: str) -> None:
+        before = self.facts()
         self._engine, self._digest, self.errors = engine, digest, []
         self.state.retain(engine.fingerprints)
         running = {rule.id: rule.fingerprint() for rule in engine.ruleset.rules if rule.enabled}
         closed = self.incidents.retain(running, datetime.now(UTC))
-        if closed and self._on_close is not None:
-            self._on_close(closed)
+        unknown = RuleFacts("", "", "", Severity.info)
+        self._closing += [(c, before.get(c.rule_id, replace(unknown, id=c.rule_id))) for c in closed]
+        self.flush_closes()
         self.warnings = self._warnings(engine)
         logger.info("rules reloaded: %d rules, %d incidents of changed rules closed", len(running), len(closed))
 
@@ -199,6 +216,8 @@ class Runtime:
     bus: EventBus
     app: FastAPI
     stop_event: threading.Event
+    # at stop, after the patrol: closes what is open, since nobody will see whether it goes on
+    close_incidents: Callable[[], None] = lambda: None
 
     def start(self) -> None:
         self.patrol.start()
@@ -230,6 +249,10 @@ class Runtime:
     def stop(self) -> None:
         self.stop_event.set()
         self.patrol.stop()
+        try:
+            self.close_incidents()
+        except Exception:  # stopping goes on: the store and the state are still to be closed and saved
+            logger.exception("open incidents not closed at stop")
         self.save_rule_state()
         self.batcher.close()
         self.bus.close()
@@ -295,15 +318,13 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
         detector.labels,
         cameras,
         categories=load_categories(config_dir),
-        on_close=lambda closed: _emit_closes(sink, closed, by_id),
+        deliver=lambda change, facts: deliver_close(sink, change, facts, by_id),
     )
     load_rule_state(data / RULE_STATE_FILE, rules.engine(), rules.state)
     health = CameraHealthIncidents()
 
     def on_health(camera: Camera, change: HealthChange) -> None:
-        event = health.event(camera, change, clock.now())
-        if event is not None:
-            sink.emit(event, {})
+        health.report(camera, change, clock.now(), sink)
 
     p = settings.patrol
     grabber = Grabber(GrabTimeouts(open_s=p.open_timeout_s, read_s=p.read_timeout_s, keyframe_s=p.keyframe_timeout_s))
@@ -332,21 +353,30 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
             auth=AuthConfig.from_settings(settings.api),
         )
     )
-    runtime = Runtime(settings, patrol, batcher, rules, store, bus, app, threading.Event())
+
+    def close_incidents() -> None:
+        at, facts = clock.now(), rules.facts()
+        health_facts = {RULE_ID: HEALTH_RULE}
+        for tracker, known in ((rules.incidents, facts), (health.tracker, health_facts)):
+            for change in tracker.close_all("gridwatch stopped", at):
+                rule = known.get(change.rule_id, RuleFacts(change.rule_id, "", "", Severity.info))
+                deliver_close(sink, change, rule, by_id)
+
+    runtime = Runtime(settings, patrol, batcher, rules, store, bus, app, threading.Event(), close_incidents)
     runtime_ref.append(runtime)
     logger.info("%d cameras, %d rules, model %s", len(cameras), len(rules.engine().ruleset.rules), detector.name)
     return runtime
 
 
-def _emit_closes(sink: IntakeSink, closed: list[IncidentChange], cameras: dict[str, Camera]) -> None:
-    """The close events of incidents whose rule changed or went away in a reload."""
-    for change in closed:
-        camera = cameras.get(change.camera_id) or Camera(id=change.camera_id, url="file:///dev/null")
-        facts = RuleFacts(change.rule_id, "", "", Severity.info)
-        try:
-            sink.emit(incident_event(change, facts, place_of(camera), None), {})
-        except Exception:  # the intake's failure: the reload itself stands
-            logger.exception("close of incident %s (rule %s) not delivered", change.incident_id, change.rule_id)
+def deliver_close(sink: EventSink, change: IncidentChange, facts: RuleFacts, cameras: dict[str, Camera]) -> bool:
+    """Hand one close (of a reload or of the patrol stopping) to the intake; False when it could not take it."""
+    camera = cameras.get(change.camera_id) or Camera(id=change.camera_id, url="file:///dev/null")
+    try:
+        sink.emit(incident_event(change, facts, place_of(camera), None), {})
+    except Exception:  # the intake's failure: the caller keeps the close and tries again
+        logger.exception("close of incident %s (rule %s) not delivered", change.incident_id, change.rule_id)
+        return False
+    return True
 
 
 def run_forever(config_dir: Path, settings: Settings) -> None:

@@ -80,7 +80,9 @@ class IncidentTracker:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_rule_camera: dict[tuple[str, str], dict[Slot, _Incident]] = {}
-        self._retry: list[IncidentChange] = []  # closes the sink could not take, emitted again next time
+        # closes the sink could not take, by (rule, camera): emitted again at its next visit or reload
+        self._retry: dict[tuple[str, str], list[IncidentChange]] = {}
+        self._current: dict[str, str] = {}  # rule id -> the fingerprint now running (after a reload)
 
     def observe(
         self,
@@ -96,10 +98,14 @@ class IncidentTracker:
         fired = {(v.zone or "", v.key): v for v in verdicts if v.fired}
         changes: list[IncidentChange] = []
         with self._lock:
+            if self._current.setdefault(rule_id, fingerprint) != fingerprint:
+                return []  # a visit that began before a reload, on the rules that were replaced: too late to count
             slots = self._by_rule_camera.setdefault((rule_id, camera_id), {})
             for slot, verdict in fired.items():
                 inc = slots.get(slot)
-                if inc is None or inc.fingerprint != fingerprint:
+                if inc is None and not verdict.fresh:
+                    continue  # a repeated judgement never starts an incident
+                if inc is None:
                     inc = slots[slot] = _Incident(fingerprint, at, at)
                 self._seen(inc, policy, verdict, at, changes, (rule_id, camera_id, slot))
             for slot, inc in list(slots.items()):
@@ -119,6 +125,10 @@ class IncidentTracker:
         out: list[IncidentChange],
         where: tuple[str, str, Slot],
     ) -> None:
+        if not verdict.fresh:  # still there, by a judgement made earlier: no confirmation, no new evidence
+            if inc.incident_id:
+                inc.last_seen, inc.misses = at, 0
+            return
         inc.last_seen, inc.misses, inc.verdict = at, 0, verdict
         inc.sightings += 1
         if not inc.incident_id:
@@ -157,17 +167,14 @@ class IncidentTracker:
         return True
 
     def _take_retries(self, rule_id: str, camera_id: str) -> list[IncidentChange]:
-        mine = [c for c in self._retry if (c.rule_id, c.camera_id) == (rule_id, camera_id)]
-        if mine:
-            self._retry = [c for c in self._retry if c not in mine]
-        return mine
+        return self._retry.pop((rule_id, camera_id), []) if self._retry else []
 
     def undeliver(self, change: IncidentChange) -> None:
         """The sink could not take `change`: an open is announced again (as an open) at the next sighting, an
         update's cooldown is lifted, a close is emitted again at the next visit of its rule and camera."""
         with self._lock:
             if change.state == EventState.close:
-                self._retry.append(change)
+                self._retry.setdefault((change.rule_id, change.camera_id), []).append(change)
                 return
             inc = self._by_rule_camera.get((change.rule_id, change.camera_id), {}).get((change.zone or "", change.key))
             if inc is None or inc.incident_id != change.incident_id:
@@ -181,6 +188,9 @@ class IncidentTracker:
         are gone close now, with that reason; those of unchanged rules carry on."""
         closes: list[IncidentChange] = []
         with self._lock:
+            self._current = dict(fingerprints)
+            for key in [k for k in self._retry if fingerprints.get(k[0]) is None]:
+                closes.extend(self._retry.pop(key))  # undelivered closes of removed rules: sent with these
             for (rule_id, camera_id), slots in list(self._by_rule_camera.items()):
                 for slot, inc in list(slots.items()):
                     if fingerprints.get(rule_id) == inc.fingerprint:
@@ -191,6 +201,21 @@ class IncidentTracker:
                         closes.append(_change(inc, EventState.close, (rule_id, camera_id, slot), None, why, at))
                 if not slots:
                     del self._by_rule_camera[(rule_id, camera_id)]
+        return closes
+
+    def close_all(self, reason: str, at: datetime) -> list[IncidentChange]:
+        """Close every announced incident (the patrol stops: nobody will see whether they go on), with the closes
+        still waiting to be delivered; the tracker is empty afterwards."""
+        with self._lock:
+            closes = [c for waiting in self._retry.values() for c in waiting]
+            for (rule_id, camera_id), slots in self._by_rule_camera.items():
+                closes.extend(
+                    _change(inc, EventState.close, (rule_id, camera_id, slot), None, reason, at)
+                    for slot, inc in slots.items()
+                    if inc.announced
+                )
+            self._by_rule_camera.clear()
+            self._retry.clear()
         return closes
 
     def open_incidents(self) -> list[IncidentChange]:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 from dataclasses import replace
 from datetime import datetime
 
 from core.events import Event, Severity
+from core.sink import EventSink
 from core.types import Verdict
 from incidents.events import RuleFacts, incident_event
 from incidents.tracker import IncidentPolicy, IncidentTracker
 from ingest.cameras import Camera
 from ingest.scheduler import Health, HealthChange
 from ingest.visit import place_of
+
+logger = logging.getLogger(__name__)
 
 RULE_ID = "camera-health"
 RULE = RuleFacts(RULE_ID, "camera_health", "9908", Severity.major)
@@ -25,6 +30,29 @@ class CameraHealthIncidents:
 
     def __init__(self, tracker: IncidentTracker | None = None) -> None:
         self.tracker = tracker if tracker is not None else IncidentTracker()
+        self._lock = threading.Lock()
+        self._pending: list[Event] = []  # built but not taken by the sink: sent again (by id, so once)
+
+    def report(self, camera: Camera, change: HealthChange, at: datetime, sink: EventSink) -> Event | None:
+        """`event()` delivered to `sink`, after any earlier ones the sink could not take."""
+        event = self.event(camera, change, at)
+        with self._lock:
+            if event is not None:
+                self._pending.append(event)
+        self.flush(sink)
+        return event
+
+    def flush(self, sink: EventSink) -> int:
+        """Deliver the events still waiting, oldest first, stopping at the first the sink refuses; how many are left."""
+        with self._lock:
+            while self._pending:
+                try:
+                    sink.emit(self._pending[0], {})
+                except Exception:  # the intake's failure: kept, sent again by the next report or flush
+                    logger.exception("camera-health event %s not delivered; kept for later", self._pending[0].id)
+                    break
+                self._pending.pop(0)
+            return len(self._pending)
 
     def event(self, camera: Camera, change: HealthChange, at: datetime) -> Event | None:
         """The event for a change that operators act on (offline, or back online from offline); None otherwise.

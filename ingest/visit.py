@@ -138,17 +138,17 @@ class VisitPipeline:
         return self.incidents.observe(rule.id, outcome.fingerprint, camera_id, policy, outcome.fired, obs.at)
 
     def _emit(self, camera: Camera, obs: Observation, rule: Rule, change: IncidentChange) -> Event | None:
-        snapshot = None
-        if change.verdict is not None:
-            frame = obs.frames[change.verdict.frame]
-            sighting = Sighting(frame.image, frame.detections, self.detector.labels, self.detector.name)
-            snapshot = snapshot_of(change, sighting, self.jpeg_quality)
-        event = incident_event(change, facts_of(rule), place_of(camera), snapshot, self.detector.name)
         try:
+            snapshot = None
+            if change.verdict is not None:
+                frame = obs.frames[change.verdict.frame]
+                sighting = Sighting(frame.image, frame.detections, self.detector.labels, self.detector.name)
+                snapshot = snapshot_of(change, sighting, self.jpeg_quality)
+            event = incident_event(change, facts_of(rule), place_of(camera), snapshot, self.detector.name)
             self.sink.emit(event, {} if snapshot is None else snapshot.blobs)
-        except Exception:  # the intake's failure, not the camera's: the camera stays healthy
+        except Exception:  # the intake's failure, or the evidence's, not the camera's: the camera stays healthy
             self.incidents.undeliver(change)  # not delivered: the next visit tries again
-            logger.exception("event %s of camera %s rule %s not delivered", event.id, camera.id, rule.id)
+            logger.exception("incident %s of camera %s rule %s not delivered", change.incident_id, camera.id, rule.id)
             return None
         verb = {EventState.open: "opened", EventState.update: "updated", EventState.close: "closed"}[change.state]
         logger.info("incident %s %s: camera %s rule %s %s", change.incident_id, verb, camera.id, rule.id, event.reason)

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
@@ -21,12 +21,12 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.events import Event, EventState, Evidence
+from intake.sqlite import apply_migrations, connect, iso_utc, use_wal
 
 logger = logging.getLogger(__name__)
 
 ULID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
 INCIDENT_ID_PATTERN = r"^([0-9A-HJKMNP-TV-Z]{26})?$"  # "" is the incident id of events without an incident
-BUSY_TIMEOUT_S = 10.0
 READ_POOL_SIZE = 4  # idle read connections kept open; more concurrent reads open (and close) extra ones
 
 # Each migration is a list of statements, applied in one transaction; never edit a published one.
@@ -165,19 +165,6 @@ def _summary(first_seen: object, event_count: object, latest_body: object, evide
     )
 
 
-def iso_utc(moment: datetime) -> str:
-    """Fixed-width UTC text that sorts like the instant it names; naive datetimes are taken as UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _connect(target: str | Path, *, uri: bool = False) -> sqlite3.Connection:
-    conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False, uri=uri)
-    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-    return conn
-
-
 def _incident_row(event: Event) -> tuple[str | int | None, ...]:
     """The values `_UPSERT_INCIDENT` inserts for `event`, as if it were its incident's only event."""
     return (
@@ -287,7 +274,7 @@ class EventStore:
         self.db_path = db_path
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = _connect(db_path)
+        self._conn = connect(db_path)
         self._closed = False
         try:
             self._configure()
@@ -298,37 +285,14 @@ class EventStore:
         self._readers = _ReadPool(self._open_reader, READ_POOL_SIZE)
 
     def _configure(self) -> None:
-        mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            logger.warning("event store %s: journal_mode is %s, not wal", self.db_path, mode)
-        self._conn.execute("PRAGMA synchronous = FULL")
+        use_wal(self._conn, f"event store {self.db_path}")
 
     def _open_reader(self) -> sqlite3.Connection:
         """A new read-only connection to the store's file (WAL: it reads beside the writer)."""
-        return _connect(self.db_path.resolve().as_uri() + "?mode=ro", uri=True)
+        return connect(self.db_path.resolve().as_uri() + "?mode=ro", uri=True)
 
     def _migrate(self) -> None:
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
-            )
-            current = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
-            for version, statements in enumerate(MIGRATIONS, start=1):
-                if version <= current:
-                    continue
-                for statement in statements:
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                    (version, iso_utc(datetime.now(UTC))),
-                )
-                logger.info("event store %s: applied migration %d", self.db_path, version)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        apply_migrations(self._conn, MIGRATIONS, f"event store {self.db_path}")
 
     @property
     def schema_version(self) -> int:

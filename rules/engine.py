@@ -154,7 +154,11 @@ class RuleEngine:
                 outcomes.append(RuleOutcome(e.rule, e.fingerprint, False, []))
                 continue
             state = self.state.get(e.fingerprint, obs.camera_id)
-            result = e.compiled.evaluate(obs, state)
+            try:
+                result = e.compiled.evaluate(obs, state)
+            except Exception:  # loop boundary: one rule's failure is not the camera's, nor the other rules'
+                logger.exception("rule %s failed on camera %s; its state is kept as it was", e.rule.id, obs.camera_id)
+                continue
             if result.state is not None:
                 self.state.put(e.fingerprint, obs.camera_id, result.state)
             outcomes.append(RuleOutcome(e.rule, e.fingerprint, True, result.verdicts))

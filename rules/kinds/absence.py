@@ -59,6 +59,9 @@ class Absence:
         fired = absent_s >= self.rule.min_absent_s
         name = self.rule.zone.name
         reason = f"post {name} empty for {absent_s:.0f} s" if empty_since is not None else f"{present} at post {name}"
+        if obs.revisit_s >= self.rule.max_gap_s:
+            gap = f"this camera's visits are {obs.revisit_s:g} s apart, max_gap_s is {self.rule.max_gap_s:g}"
+            reason += f" (never fires: {gap})"
         verdict = Verdict(
             rule_id=self.rule.id,
             camera_id=obs.camera_id,

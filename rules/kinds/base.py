@@ -27,7 +27,8 @@ R = TypeVar("R", bound=BaseRule)
 
 @dataclass(frozen=True, slots=True)
 class Evaluation:
-    """The verdicts of one visit (fired or not), and the rule's new state for this camera (None: keep none)."""
+    """The verdicts of one visit (fired or not), and the rule's new state for this camera (None: the engine keeps
+    the state it had, if any; a kind that must forget returns an empty state of its own)."""
 
     verdicts: list[Verdict]
     state: object | None = None

@@ -64,7 +64,8 @@ class PersistenceState:
 
 def _thumb(image: Image, box: NDArray[np.float32]) -> NDArray[np.uint8]:
     h, w = image.shape[:2]
-    x1, y1 = max(0, int(box[0] * w)), max(0, int(box[1] * h))
+    # at least one pixel inside the picture, even for a box clipped to its edge
+    x1, y1 = min(max(0, int(box[0] * w)), w - 1), min(max(0, int(box[1] * h)), h - 1)
     x2, y2 = min(w, max(x1 + 1, int(box[2] * w))), min(h, max(y1 + 1, int(box[3] * h)))
     crop = cv2.cvtColor(np.ascontiguousarray(image[y1:y2, x1:x2]), cv2.COLOR_BGR2GRAY)
     return np.asarray(cv2.resize(crop, (THUMB, THUMB), interpolation=cv2.INTER_AREA), np.uint8)
@@ -154,7 +155,9 @@ class Persistence:
                 obj.history = (obj.history << 1) & self._mask
                 obj.misses += 1
         state.objects = [o for o in state.objects if o.history and o.misses < self.rule.gone_after_visits]
-        del state.objects[: max(0, len(state.objects) - self.rule.max_objects)]  # oldest first
+        if len(state.objects) > self.rule.max_objects:  # forget the passers-by first, never the standing objects
+            keep = sorted(state.objects, key=lambda o: (-o.history.bit_count(), o.first_seen))[: self.rule.max_objects]
+            state.objects = [o for o in state.objects if any(o is k for k in keep)]
         return seen
 
     def evaluate(self, obs: Observation, state: object | None) -> Evaluation:

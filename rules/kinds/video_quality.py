@@ -117,7 +117,8 @@ class VideoQuality:
     def evaluate(self, obs: Observation, state: object | None) -> Evaluation:
         now = obs.at.timestamp()
         if isinstance(state, QualityState) and 0.0 <= now - state.checked_at < self.rule.check_every_s:
-            return Evaluation(list(state.verdicts), state)
+            # the last judgement, repeated: it keeps its incidents open but confirms nothing and shows no new picture
+            return Evaluation([replace(v, fresh=False) for v in state.verdicts], state)
         judged = self.judge(obs, state)
         verdicts = self._verdicts(obs, judged)
         return Evaluation(verdicts, replace(judged.state, checked_at=now, verdicts=tuple(verdicts)))

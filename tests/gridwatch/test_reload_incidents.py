@@ -16,6 +16,7 @@ from detectors.manifest import load_manifest
 from detectors.session import create_session
 from gridwatch.runtime import RulesHolder
 from gridwatch.simulate import RecordingSink
+from incidents.events import RuleFacts
 from incidents.tracker import IncidentChange
 from ingest.cameras import Camera
 from ingest.grabber import Grabber
@@ -72,7 +73,12 @@ def test_a_reload_keeps_unchanged_rules_incidents_and_state_and_resets_changed_o
     detector = Detector(create_session(yolox_path), load_manifest(ROOT / "models" / "yolox-nano.yaml"))
     camera = Camera(id="cam-1", url=footage_path.as_uri(), revisit_s=0.2)
     sink, closed = RecordingSink(), list[IncidentChange]()
-    holder = RulesHolder(tmp_path, detector.labels, [camera], on_close=closed.extend)
+
+    def deliver(change: IncidentChange, facts: RuleFacts) -> bool:
+        closed.append(change)
+        return True
+
+    holder = RulesHolder(tmp_path, detector.labels, [camera], deliver=deliver)
     grabber = Grabber()
     pipeline = VisitPipeline(grabber, detector, holder.engine, holder.incidents, sink, SystemClock())
     patrol = Patrol(InProcessScheduler([camera], time.monotonic), pipeline, workers=1)

@@ -98,3 +98,45 @@ def test_a_reload_keeps_unchanged_rules_and_closes_changed_ones() -> None:
     later = tracker.observe("r1", "fp1", "cam-1", policy, [hit()], T0 + timedelta(seconds=700))
     assert [(c.state, c.incident_id) for c in later] == [(UPDATE, kept[0].incident_id)]
     assert [c.rule_id for c in tracker.open_incidents()] == ["r1"]
+
+
+def test_repeated_judgements_keep_an_incident_open_but_never_confirm_or_update_one() -> None:
+    tracker = IncidentTracker()
+    policy = IncidentPolicy(confirm_hits=2, confirm_of=3, cooldown_s=0, close_after_s=120)
+    repeated = Verdict("r1", "cam-1", True, key="black", fresh=False)
+    judged = Verdict("r1", "cam-1", True, key="black")
+    steps = []
+    # one judged black picture, then its judgement repeated: no incident (only 1 of the last 3 judgements)
+    for i, v in enumerate([judged, repeated, repeated, repeated]):
+        steps += [c.state for c in tracker.observe("r1", "fp1", "cam-1", policy, [v], T0 + timedelta(minutes=i))]
+    assert steps == []
+    # the next judgement is the second of the last three: it opens; the one after updates (fresh evidence);
+    # repeats keep it open past its 120 s quiet period, without updates
+    for i, v in enumerate([judged, judged, repeated, repeated, repeated, repeated], start=10):
+        steps += [c.state for c in tracker.observe("r1", "fp1", "cam-1", policy, [v], T0 + timedelta(minutes=i))]
+    assert steps == [OPEN, UPDATE]
+
+
+def test_a_visit_on_the_rules_before_a_reload_is_ignored() -> None:
+    tracker = IncidentTracker()
+    policy = IncidentPolicy(cooldown_s=600)
+    tracker.observe("r1", "old", "cam-1", policy, [hit()], T0)
+    [closed] = tracker.retain({"r1": "new"}, T0)
+    # a visit that started before the reload finishes on the old rules: it neither reopens nor strands an incident
+    assert tracker.observe("r1", "old", "cam-1", policy, [hit()], T0 + timedelta(seconds=1)) == []
+    [opened] = tracker.observe("r1", "new", "cam-1", policy, [hit()], T0 + timedelta(seconds=2))
+    assert (closed.state, opened.state) == (CLOSE, OPEN) and closed.incident_id != opened.incident_id
+    assert len(tracker) == 1
+
+
+def test_undelivered_closes_of_a_removed_rule_go_with_the_reload_and_close_all_empties_the_tracker() -> None:
+    tracker = IncidentTracker()
+    policy = IncidentPolicy(cooldown_s=600, close_after_visits=1)
+    tracker.observe("r1", "fp1", "cam-1", policy, [hit()], T0)
+    [close] = tracker.observe("r1", "fp1", "cam-1", policy, [], T0 + timedelta(seconds=60))
+    tracker.undeliver(close)
+    assert tracker.retain({}, T0 + timedelta(seconds=61)) == [close]
+    tracker.observe("r2", "fp2", "cam-2", policy, [Verdict("r2", "cam-2", True)], T0)
+    [stopped] = tracker.close_all("patrol stopped", T0 + timedelta(seconds=90))
+    assert (stopped.rule_id, stopped.state, stopped.reason) == ("r2", CLOSE, "patrol stopped")
+    assert len(tracker) == 0 and tracker.close_all("again", T0) == []

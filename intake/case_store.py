@@ -1,0 +1,355 @@
+"""The case store: SQLite (WAL), one row per case with its audit trail, numbered per year, idempotent on the
+sender's id, and the webhook outbox in the same database, so a case change and its deliveries commit together.
+
+Writes go through one connection behind a lock, each in a `BEGIN IMMEDIATE` transaction; reads use short-lived
+read-only connections beside it (WAL). Deadlines come from a `DeadlineRules` handed in (the working-day calendar).
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from ulid import ULID
+
+from core.settings import ApiRole
+from intake.case_model import ActionRequest, AuditEntry, Case, CaseCreate, CaseState, Complexity
+from intake.outbox_store import OUTBOX_MIGRATION, enqueue
+from intake.sqlite import apply_migrations, connect, iso_utc, use_wal
+from intake.workflow import Step, plan
+
+logger = logging.getLogger(__name__)
+
+LOCAL = ZoneInfo("Asia/Shanghai")  # case numbers count per year of the city's calendar
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE cases (
+            id TEXT PRIMARY KEY,
+            number TEXT NOT NULL UNIQUE,
+            sender_id TEXT NOT NULL UNIQUE,
+            source TEXT NOT NULL,
+            category TEXT NOT NULL,
+            state TEXT NOT NULL,
+            grid_code TEXT NOT NULL,
+            camera_id TEXT NOT NULL,
+            zone TEXT,
+            incident_id TEXT NOT NULL,
+            reported_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            body TEXT NOT NULL
+        ) WITHOUT ROWID""",
+        "CREATE INDEX cases_state ON cases (state, reported_at)",
+        "CREATE INDEX cases_incident ON cases (incident_id)",
+        "CREATE INDEX cases_camera_category ON cases (camera_id, category, reported_at)",
+        "CREATE INDEX cases_grid_category ON cases (grid_code, category, reported_at)",
+        "CREATE INDEX cases_reported ON cases (reported_at)",
+        "CREATE TABLE case_numbers (year INTEGER PRIMARY KEY, last INTEGER NOT NULL)",
+        """CREATE TABLE case_audit (
+            case_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            PRIMARY KEY (case_id, seq)
+        ) WITHOUT ROWID""",
+        "CREATE TABLE intake_cursors (name TEXT PRIMARY KEY, position TEXT NOT NULL) WITHOUT ROWID",
+        "CREATE TABLE case_incidents (incident_id TEXT PRIMARY KEY, case_id TEXT NOT NULL, last_event TEXT NOT NULL)"
+        " WITHOUT ROWID",
+    ),
+    tuple(OUTBOX_MIGRATION),
+)
+
+
+class DeadlineRules(Protocol):
+    """Deadlines of a case from its category and complexity (the working-day calendar and the 1-3-5 rule)."""
+
+    def initial(self, category: str, complexity: Complexity, reported_at: datetime) -> Deadline: ...
+
+    def extended(self, due_by: datetime, workdays: int) -> Deadline: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """`note` says why a deadline is missing (e.g. a year the calendar does not know), instead of a guess."""
+
+    verify_by: datetime | None
+    due_by: datetime | None
+    note: str = ""
+
+
+class NoDeadlines:
+    def initial(self, category: str, complexity: Complexity, reported_at: datetime) -> Deadline:
+        return Deadline(None, None, "no deadline rules configured")
+
+    def extended(self, due_by: datetime, workdays: int) -> Deadline:
+        return Deadline(None, due_by, "no deadline rules configured")
+
+
+class CaseNotFoundError(LookupError):
+    pass
+
+
+class CaseStore:
+    """Cases, their audit, and their deliveries. `targets` are the webhook target names each change goes to."""
+
+    def __init__(
+        self,
+        db_path: Path,
+        *,
+        deadlines: DeadlineRules | None = None,
+        targets: Sequence[str] = (),
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.db_path = db_path
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.deadlines: DeadlineRules = deadlines if deadlines is not None else NoDeadlines()
+        self.targets = tuple(targets)
+        self._lock = threading.Lock()
+        self._conn = connect(db_path)
+        try:
+            use_wal(self._conn, f"case store {db_path}")
+            apply_migrations(self._conn, MIGRATIONS, f"case store {db_path}")
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        conn = connect(self.db_path.resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    # --- reading
+
+    def get(self, case_id: str) -> Case | None:
+        with self._reader() as conn:
+            return self.read(conn, case_id)
+
+    def by_sender(self, sender_id: str) -> Case | None:
+        with self._reader() as conn:
+            row = conn.execute("SELECT id FROM cases WHERE sender_id = ?", (sender_id,)).fetchone()
+            return None if row is None else self.read(conn, str(row[0]))
+
+    def read(self, conn: sqlite3.Connection, case_id: str) -> Case | None:
+        row = conn.execute("SELECT body FROM cases WHERE id = ?", (case_id,)).fetchone()
+        if row is None:
+            return None
+        audit = [
+            AuditEntry.model_validate_json(r[0])
+            for r in conn.execute("SELECT body FROM case_audit WHERE case_id = ? ORDER BY seq", (case_id,))
+        ]
+        return Case.model_validate_json(row[0]).model_copy(update={"audit": audit})
+
+    def list(
+        self,
+        *,
+        state: CaseState | None = None,
+        source: str | None = None,
+        category: str | None = None,
+        limit: int = 50,
+        before: str | None = None,
+    ) -> builtins.list[Case]:
+        """Newest first (ids are time-ordered ULIDs); `before` is the id of the last case of the previous page."""
+        clauses, params = [], list[str]()
+        for column, value in (("state", state), ("source", source)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(str(value))
+        if category is not None:
+            clauses.append("category LIKE ?")
+            params.append(category + "%")
+        if before is not None:
+            clauses.append("id < ?")
+            params.append(before)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        with self._reader() as conn:
+            rows = conn.execute(f"SELECT id FROM cases{where} ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
+            return [c for (case_id,) in rows if (c := self.read(conn, str(case_id))) is not None]
+
+    # --- writing
+
+    def create(
+        self, report: CaseCreate, *, actor: str, role: ApiRole, at: datetime, **extra: object
+    ) -> tuple[Case, bool]:
+        """The case for `report` and True, or the case made before from the same `sender_id` and False.
+        `extra` sets further case fields (evidence, grid path, category label, incident fields)."""
+        with self.transaction() as conn:
+            found = conn.execute("SELECT id FROM cases WHERE sender_id = ?", (report.sender_id,)).fetchone()
+            if found is not None:
+                existing = self.read(conn, str(found[0]))
+                assert existing is not None
+                return existing, False
+            case = self.new_case(conn, report, at, extra)
+            self.insert(conn, case)
+            self.audit(
+                conn,
+                case,
+                AuditEntry(
+                    at=at,
+                    actor=actor,
+                    role=role,
+                    action="report",
+                    from_state=None,
+                    to_state=case.state,
+                    note=f"{report.source.value} report",
+                ),
+            )
+            self.notify(conn, case, "case.reported")
+        logger.info("case %s (%s) reported by %s: %s", case.number, case.id, actor, case.category)
+        return case, True
+
+    def new_case(self, conn: sqlite3.Connection, report: CaseCreate, at: datetime, extra: Mapping[str, object]) -> Case:
+        deadline = self.deadlines.initial(report.category, report.complexity, at)
+        return Case.model_validate(
+            {
+                **report.model_dump(exclude={"occurred_at"}),
+                "id": str(ULID()),
+                "number": self._next_number(conn, at),
+                "reported_at": at,
+                "updated_at": at,
+                "nodes": {CaseState.reported.value: at},
+                "verify_by": deadline.verify_by,
+                "due_by": deadline.due_by,
+                "deadline_note": deadline.note,
+                **extra,
+            }
+        )
+
+    def _next_number(self, conn: sqlite3.Connection, at: datetime) -> str:
+        year = at.astimezone(LOCAL).year
+        conn.execute(
+            "INSERT INTO case_numbers (year, last) VALUES (?, 1) ON CONFLICT (year) DO UPDATE SET last = last + 1",
+            (year,),
+        )
+        (last,) = conn.execute("SELECT last FROM case_numbers WHERE year = ?", (year,)).fetchone()
+        return f"{year}-{int(last):06d}"
+
+    def insert(self, conn: sqlite3.Connection, case: Case) -> None:
+        conn.execute(
+            "INSERT INTO cases (id, number, sender_id, source, category, state, grid_code, camera_id, zone,"
+            " incident_id, reported_at, updated_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                case.id,
+                case.number,
+                case.sender_id,
+                case.source.value,
+                case.category,
+                case.state.value,
+                case.grid_code,
+                case.reporter.camera_id,
+                case.zone,
+                case.incident_id,
+                iso_utc(case.reported_at),
+                iso_utc(case.updated_at),
+                _body(case),
+            ),
+        )
+
+    def save(self, conn: sqlite3.Connection, case: Case) -> None:
+        conn.execute(
+            "UPDATE cases SET state = ?, incident_id = ?, updated_at = ?, body = ? WHERE id = ?",
+            (case.state.value, case.incident_id, iso_utc(case.updated_at), _body(case), case.id),
+        )
+
+    def audit(self, conn: sqlite3.Connection, case: Case, entry: AuditEntry) -> None:
+        (seq,) = conn.execute(
+            "SELECT coalesce(max(seq), 0) + 1 FROM case_audit WHERE case_id = ?", (case.id,)
+        ).fetchone()
+        conn.execute(
+            "INSERT INTO case_audit (case_id, seq, body) VALUES (?, ?, ?)", (case.id, seq, entry.model_dump_json())
+        )
+
+    def notify(self, conn: sqlite3.Connection, case: Case, event_type: str) -> None:
+        """Queue the case's new state for every delivery target, in this transaction."""
+        if self.targets:
+            payload = json.loads(_body(case))
+            enqueue(conn, case_id=case.id, event_type=event_type, payload=payload, targets=self.targets)
+
+    def transition(
+        self, case_id: str, action: str, request: ActionRequest, *, actor: str, role: ApiRole, at: datetime
+    ) -> Case:
+        """Apply an operator's action: checked against the state and the role (TransitionRefusedError lists what
+        is allowed), audited, and queued for delivery, in one transaction."""
+        with self.transaction() as conn:
+            case = self.read(conn, case_id)
+            if case is None:
+                raise CaseNotFoundError(case_id)
+            step = plan(case, action, role, request)
+            changed = self._applied(case, step, request, at)
+            self.save(conn, changed)
+            note = request.note or step.action.label
+            self.audit(
+                conn,
+                changed,
+                AuditEntry(
+                    at=at, actor=actor, role=role, action=action, from_state=step.before, to_state=step.after, note=note
+                ),
+            )
+            self.notify(conn, changed, f"case.{action}")
+        logger.info("case %s: %s by %s (%s -> %s)", case.number, action, actor, step.before.value, step.after.value)
+        return self.get(case_id) or changed
+
+    def _applied(self, case: Case, step: Step, request: ActionRequest, at: datetime) -> Case:
+        update: dict[str, object] = {"state": step.after, "updated_at": at}
+        nodes = dict(case.nodes)
+        nodes.setdefault(step.after.value, at)
+        update["nodes"] = nodes
+        name = step.action.name
+        if name == "dispatch":
+            update["department"] = request.department
+        elif name == "extend":
+            update["extensions"] = case.extensions + 1
+            if case.due_by is not None:
+                deadline = self.deadlines.extended(case.due_by, request.workdays)
+                update |= {"due_by": deadline.due_by, "deadline_note": deadline.note}
+        elif name == "rework":
+            update["reworks"] = case.reworks + 1
+        elif name == "false_alarm":
+            update["false_alarm"] = True
+        elif name == "duplicate":
+            update["duplicate_of"] = request.duplicate_of
+        return case.model_copy(update=update)
+
+
+def _body(case: Case) -> str:
+    """The stored form of a case: without its audit, which has its own rows."""
+    return case.model_copy(update={"audit": []}).model_dump_json()
+
+
+def cursor(conn: sqlite3.Connection, name: str) -> str:
+    row = conn.execute("SELECT position FROM intake_cursors WHERE name = ?", (name,)).fetchone()
+    return "" if row is None else str(row[0])
+
+
+def set_cursor(conn: sqlite3.Connection, name: str, position: str) -> None:
+    conn.execute(
+        "INSERT INTO intake_cursors (name, position) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET position = ?",
+        (name, position, position),
+    )
