@@ -8,7 +8,19 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api.deps import STATE_KEY, ApiDeps
-from api.routes import cases, events, evidence, health, incidents, session, stream, wall
+from api.routes import (
+    case_photos,
+    cases,
+    events,
+    evidence,
+    health,
+    incidents,
+    intake_webhook,
+    session,
+    stats,
+    stream,
+    wall,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +42,19 @@ def create_app(deps: ApiDeps) -> FastAPI:
         redoc_url=None,
     )
     setattr(app.state, STATE_KEY, deps)
-    for module in (events, incidents, cases, evidence, stream, session, health, wall):
+    for module in (
+        events,
+        incidents,
+        cases,
+        case_photos,
+        intake_webhook,
+        stats,
+        evidence,
+        stream,
+        session,
+        health,
+        wall,
+    ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=wall.STATIC_DIR), name="static")
     return app

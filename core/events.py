@@ -47,12 +47,14 @@ class Evidence(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     key: str = Field(pattern=r"^[0-9a-f]{64}\.(jpg|png)$")
-    kind: Literal["frame", "annotated"]
+    kind: Literal["frame", "annotated", "photo"]  # photo: sent by a person (grid worker, citizen), stored as sent
     content_type: Literal["image/jpeg", "image/png"]
     sha256: Sha256
     width: int = Field(gt=0)
     height: int = Field(gt=0)
     boxes: list[Box] = Field(default_factory=list)
+    # photos of a case: taken before or after it was handled; None (and left out of the JSON) for other evidence
+    stage: Literal["before", "after"] | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
 class Event(BaseModel):

@@ -5,12 +5,16 @@ Environment variables win over the file (`GRIDWATCH_PATROL__MAX_IN_FLIGHT=8`). N
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from core.redact import sanitize_url
 
 
 class DetectorSettings(BaseModel):
@@ -126,6 +130,83 @@ class ApiSettings(BaseModel):
         return self
 
 
+SECRET_PREFIX = "whsec_"
+MIN_SECRET_BYTES = 24  # the Standard Webhooks spec: a random key of 24 to 64 bytes
+
+
+def secret_key(secret: str) -> bytes:
+    """The key bytes of a `whsec_<base64>` secret; ValueError (without the secret) when it is not one."""
+    if not secret.startswith(SECRET_PREFIX):
+        raise ValueError(f"a webhook secret starts with {SECRET_PREFIX!r}")
+    text = secret[len(SECRET_PREFIX) :]
+    try:
+        key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except binascii.Error:
+        raise ValueError(f"a webhook secret is {SECRET_PREFIX!r} and base64") from None
+    if len(key) < MIN_SECRET_BYTES:
+        raise ValueError(f"a webhook secret holds at least {MIN_SECRET_BYTES} random bytes, this one {len(key)}")
+    return key
+
+
+class TargetSettings(BaseModel):
+    """One receiver of the outbox: where, with which secret, and how hard to try.
+
+    Attempt n (1-based) that fails is retried after min(backoff_max_s, backoff_base_s * 2**(n-1)) seconds, less a
+    random part of up to `backoff_jitter` of it; after `max_attempts` failed attempts the delivery is a dead letter.
+    """
+
+    # hide_input_in_errors: a refused secret or a URL with credentials is never quoted back in the error
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    url: HttpUrl = Field(repr=False, description="http(s) URL the deliveries are POSTed to")
+    secret: SecretStr = Field(description="Standard Webhooks secret, `whsec_` + base64 of 24+ random bytes")
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+    max_attempts: int = Field(default=30, ge=1, le=1000)
+    backoff_base_s: float = Field(default=5.0, gt=0)
+    backoff_max_s: float = Field(default=1800.0, gt=0)
+    backoff_jitter: float = Field(default=0.5, ge=0, le=1)
+
+    @field_validator("secret")
+    @classmethod
+    def _check_secret(cls, value: SecretStr) -> SecretStr:
+        secret_key(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _check_backoff(self) -> TargetSettings:
+        if self.backoff_max_s < self.backoff_base_s:
+            raise ValueError(f"backoff_max_s {self.backoff_max_s} is below backoff_base_s {self.backoff_base_s}")
+        return self
+
+    @property
+    def safe_url(self) -> str:
+        """The URL without userinfo or secret query parameters: the only form that is logged or shown."""
+        return sanitize_url(str(self.url))
+
+
+class IntakeSettings(BaseModel):
+    """The grid-event intake: cases from incidents and reports, their deadlines, and delivery to the city."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cases: bool = True  # keep cases (the closed loop); false: events and incidents only
+    merge_window_s: float = Field(default=86_400.0, ge=0)  # repeats of one camera, category and zone join
+    link_window_s: float = Field(default=3_600.0, ge=0)  # human reports in the same grid and category are linked
+    sweep_s: float = Field(default=60.0, gt=0, le=3600)  # how often yellow and red cards are looked for
+    feed_interval_s: float = Field(default=0.5, gt=0, le=60)
+    # where cases are forwarded (Standard Webhooks), by a name of your choice
+    targets: dict[str, TargetSettings] = Field(default_factory=dict)
+    # the secret external producers sign POST /api/v1/intake/webhook with; none: that route is closed
+    inbound_secret: SecretStr | None = None
+
+    @field_validator("inbound_secret")
+    @classmethod
+    def _inbound_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            secret_key(value.get_secret_value())
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GRIDWATCH_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -138,6 +219,7 @@ class Settings(BaseSettings):
     patrol: PatrolSettings = Field(default_factory=PatrolSettings)
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    intake: IntakeSettings = Field(default_factory=IntakeSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,13 +13,13 @@ from pathlib import Path
 import uvicorn
 import yaml
 from fastapi import FastAPI
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from api.app import ApiDeps, create_app
 from api.auth import AuthConfig
 from core.clock import SystemClock
 from core.errors import ConfigError
-from core.events import Severity
+from core.events import Event, Severity
 from core.settings import ApiSettings, Settings
 from core.sink import EventSink
 from core.types import VisitKind
@@ -28,6 +28,7 @@ from detectors.batcher import MicroBatcher
 from detectors.detector import Detector
 from detectors.session import create_session, default_workers, usable_cores
 from gridwatch import __version__
+from gridwatch.intake_setup import Intake, build_intake
 from gridwatch.modelstore import resolve_model
 from gridwatch.rulestate import RULE_STATE_FILE, load_rule_state, save_rule_state
 from incidents.events import RuleFacts, incident_event
@@ -218,8 +219,11 @@ class Runtime:
     stop_event: threading.Event
     # at stop, after the patrol: closes what is open, since nobody will see whether it goes on
     close_incidents: Callable[[], None] = lambda: None
+    intake: Intake | None = None
 
     def start(self) -> None:
+        if self.intake is not None:
+            self.intake.start()
         self.patrol.start()
         threading.Thread(target=self._poll_rules, name="rules-reload", daemon=True).start()
         threading.Thread(target=self._save_rule_state_loop, name="rule-state-save", daemon=True).start()
@@ -254,6 +258,8 @@ class Runtime:
         except Exception:  # stopping goes on: the store and the state are still to be closed and saved
             logger.exception("open incidents not closed at stop")
         self.save_rule_state()
+        if self.intake is not None:
+            self.intake.stop()
         self.batcher.close()
         self.bus.close()
         self.store.close()
@@ -266,7 +272,8 @@ class Runtime:
             "batches": b.stats.batches,
             "frames": b.stats.frames,
         }
-        return {**self.patrol.health(), "inference": inference, "rules": self.rules.status()}
+        intake = self.intake.health() if self.intake is not None else {}
+        return {**self.patrol.health(), "inference": inference, "rules": self.rules.status(), "intake": intake}
 
 
 def build_detector(settings: Settings) -> Detector:
@@ -311,13 +318,17 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
     data.mkdir(parents=True, exist_ok=True)
     store, evidence, bus = EventStore(data / "events.sqlite3"), EvidenceStore(data / "evidence"), EventBus()
     clock = SystemClock()
-    sink = IntakeSink(store, evidence, bus)
+    sink: EventSink = IntakeSink(store, evidence, bus)
     by_id = {c.id: c for c in cameras}
+    categories = load_categories(config_dir)
+    intake = build_intake(config_dir, settings, store, categories, clock) if settings.intake.cases else None
+    if intake is not None:
+        sink = NotifyingSink(sink, intake.feed.notify)
     rules = RulesHolder(
         config_dir / "rules",
         detector.labels,
         cameras,
-        categories=load_categories(config_dir),
+        categories=categories,
         deliver=lambda change, facts: deliver_close(sink, change, facts, by_id),
     )
     load_rule_state(data / RULE_STATE_FILE, rules.engine(), rules.state)
@@ -351,6 +362,8 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
             health=lambda: runtime_ref[0].health(),
             version=__version__,
             auth=AuthConfig.from_settings(settings.api),
+            cases=intake.cases if intake is not None else None,
+            inbound_secret=_secret(settings.intake.inbound_secret),
         )
     )
 
@@ -362,10 +375,25 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
                 rule = known.get(change.rule_id, RuleFacts(change.rule_id, "", "", Severity.info))
                 deliver_close(sink, change, rule, by_id)
 
-    runtime = Runtime(settings, patrol, batcher, rules, store, bus, app, threading.Event(), close_incidents)
+    runtime = Runtime(settings, patrol, batcher, rules, store, bus, app, threading.Event(), close_incidents, intake)
     runtime_ref.append(runtime)
     logger.info("%d cameras, %d rules, model %s", len(cameras), len(rules.engine().ruleset.rules), detector.name)
     return runtime
+
+
+class NotifyingSink:
+    """The intake sink that, once an event is stored, tells the case feed to look (without waiting for it)."""
+
+    def __init__(self, sink: EventSink, notify: Callable[[], None]) -> None:
+        self._sink, self._notify = sink, notify
+
+    def emit(self, event: Event, blobs: Mapping[str, bytes]) -> None:
+        self._sink.emit(event, blobs)
+        self._notify()
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return None if value is None else value.get_secret_value()
 
 
 def deliver_close(sink: EventSink, change: IncidentChange, facts: RuleFacts, cameras: dict[str, Camera]) -> bool:

@@ -29,10 +29,10 @@ PAGE = 500
 
 @dataclass
 class FeedStats:
-    applied: int = 0
-    cases_opened: int = 0
-    failures: int = 0
-    lag_events: int = 0
+    applied: int = 0  # events that changed a case
+    passes: int = 0
+    failures: int = 0  # passes that failed (their events are applied by a later pass)
+    cursor: str = ""  # the id of the newest event read
 
 
 def _lowest_id_at(moment: datetime) -> str:
@@ -67,10 +67,11 @@ class CaseFeed:
         with store.transaction() as conn:
             position = cursor(conn, CURSOR)
         now = self._clock()
-        start = min(position, _lowest_id_at(now - timedelta(seconds=self._overlap_s))) if position else ""
+        # from the start of the store at first (an `after` cursor also makes the listing oldest first)
+        start = min(position, _lowest_id_at(now - timedelta(seconds=self._overlap_s))) if position else "0" * 26
         applied = 0
         while True:
-            page = self._events.list(after=start or None, limit=PAGE)
+            page = self._events.list(after=start, limit=PAGE)
             if not page:
                 break
             with store.transaction() as conn:
@@ -83,6 +84,8 @@ class CaseFeed:
             if len(page) < PAGE:
                 break
         self.stats.applied += applied
+        self.stats.passes += 1
+        self.stats.cursor = position
         return applied
 
     def start(self) -> None:

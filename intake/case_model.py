@@ -128,6 +128,7 @@ class Case(BaseModel):
     nodes: dict[str, datetime] = Field(default_factory=dict)  # state -> when it was first reached
     verify_by: datetime | None = None
     due_by: datetime | None = None
+    red_by: datetime | None = None  # the red card's deadline (the complex limit)
     deadline_note: str = ""  # e.g. why no deadline could be computed (a year the calendar does not know)
     cards: list[str] = Field(default_factory=list)  # yellow, red: raised once each
     evidence: list[Evidence] = Field(default_factory=list)

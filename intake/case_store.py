@@ -12,9 +12,8 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -22,11 +21,15 @@ from zoneinfo import ZoneInfo
 
 from ulid import ULID
 
+from core.events import Evidence
 from core.settings import ApiRole
-from intake.case_model import ActionRequest, AuditEntry, Case, CaseCreate, CaseState, Complexity
+from intake.case_model import FINAL_STATES, ActionRequest, AuditEntry, Case, CaseCreate, CaseState, Complexity
+from intake.deadlines import Card, Deadlines, cards_due
+from intake.grids import GridMap
 from intake.outbox_store import OUTBOX_MIGRATION, enqueue
 from intake.sqlite import apply_migrations, connect, iso_utc, use_wal
 from intake.workflow import Step, plan
+from rules.categories import CategoryTable
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +48,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             camera_id TEXT NOT NULL,
             zone TEXT,
             incident_id TEXT NOT NULL,
+            next_card_at TEXT NOT NULL,
             reported_at TEXT NOT NULL,
             updated_at TEXT NOT NULL,
             body TEXT NOT NULL
@@ -54,6 +58,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX cases_camera_category ON cases (camera_id, category, reported_at)",
         "CREATE INDEX cases_grid_category ON cases (grid_code, category, reported_at)",
         "CREATE INDEX cases_reported ON cases (reported_at)",
+        "CREATE INDEX cases_next_card ON cases (next_card_at) WHERE next_card_at != ''",
         "CREATE TABLE case_numbers (year INTEGER PRIMARY KEY, last INTEGER NOT NULL)",
         """CREATE TABLE case_audit (
             case_id TEXT NOT NULL,
@@ -70,28 +75,54 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 
 
 class DeadlineRules(Protocol):
-    """Deadlines of a case from its category and complexity (the working-day calendar and the 1-3-5 rule)."""
+    """Deadlines of a case from its category and complexity (the working-day calendar and the 1-3-5 rule); a
+    string instead says why there is none (a year the calendar does not know), never a guess."""
 
-    def initial(self, category: str, complexity: Complexity, reported_at: datetime) -> Deadline: ...
+    def initial(self, category: str, complexity: Complexity, reported_at: datetime) -> Deadlines | str: ...
 
-    def extended(self, due_by: datetime, workdays: int) -> Deadline: ...
+    def extended(self, deadlines: Deadlines, workdays: int) -> Deadlines | str: ...
 
-
-@dataclass(frozen=True, slots=True)
-class Deadline:
-    """`note` says why a deadline is missing (e.g. a year the calendar does not know), instead of a guess."""
-
-    verify_by: datetime | None
-    due_by: datetime | None
-    note: str = ""
+    def resumed(self, deadlines: Deadlines, suspended_at: datetime, resumed_at: datetime) -> Deadlines | str: ...
 
 
 class NoDeadlines:
-    def initial(self, category: str, complexity: Complexity, reported_at: datetime) -> Deadline:
-        return Deadline(None, None, "no deadline rules configured")
+    def initial(self, category: str, complexity: Complexity, reported_at: datetime) -> Deadlines | str:
+        return "no deadline rules configured"
 
-    def extended(self, due_by: datetime, workdays: int) -> Deadline:
-        return Deadline(None, due_by, "no deadline rules configured")
+    def extended(self, deadlines: Deadlines, workdays: int) -> Deadlines | str:
+        return deadlines
+
+    def resumed(self, deadlines: Deadlines, suspended_at: datetime, resumed_at: datetime) -> Deadlines | str:
+        return deadlines
+
+
+# the work is done (handled, being checked, closed) or refused: no card comes any more
+DONE_STATES = FINAL_STATES | {CaseState.handled, CaseState.checking}
+
+
+def deadlines_of(case: Case) -> Deadlines | None:
+    if case.verify_by is None or case.due_by is None or case.red_by is None:
+        return None
+    return Deadlines(case.verify_by, case.due_by, case.complexity, case.red_by)
+
+
+def deadline_fields(found: Deadlines | str) -> dict[str, object]:
+    """The case fields of a computed deadline, or of the reason there is none."""
+    if isinstance(found, str):
+        return {"verify_by": None, "due_by": None, "red_by": None, "deadline_note": found}
+    return {"verify_by": found.verify_by, "due_by": found.due_by, "red_by": found.red_by, "deadline_note": ""}
+
+
+def next_card_at(case: Case) -> str:
+    """When the sweeper must next look at the case: the earliest card deadline not carded yet ('' for none)."""
+    if case.state in DONE_STATES:
+        return ""
+    due = [
+        at for kind, at in (("yellow", case.due_by), ("red", case.red_by)) if at is not None and kind not in case.cards
+    ]
+    if case.complexity == "complex" and "red" not in case.cards and case.red_by is not None:
+        due = [case.red_by]
+    return iso_utc(min(due)) if due else ""
 
 
 class CaseNotFoundError(LookupError):
@@ -107,8 +138,13 @@ class CaseStore:
         *,
         deadlines: DeadlineRules | None = None,
         targets: Sequence[str] = (),
-        clock: Callable[[], datetime] | None = None,
+        grids: GridMap | None = None,
+        categories: CategoryTable | None = None,
     ) -> None:
+        """`grids` derives a case's grid (and its district / street / community) from its lon/lat; `categories`
+        names its category."""
+        self.grids = grids
+        self.categories = categories
         self.db_path = db_path
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self.deadlines: DeadlineRules = deadlines if deadlines is not None else NoDeadlines()
@@ -226,21 +262,38 @@ class CaseStore:
         return case, True
 
     def new_case(self, conn: sqlite3.Connection, report: CaseCreate, at: datetime, extra: Mapping[str, object]) -> Case:
-        deadline = self.deadlines.initial(report.category, report.complexity, at)
+        found = self.deadlines.initial(report.category, report.complexity, at)
         return Case.model_validate(
             {
                 **report.model_dump(exclude={"occurred_at"}),
+                **self._place(report),
                 "id": str(ULID()),
                 "number": self._next_number(conn, at),
                 "reported_at": at,
                 "updated_at": at,
                 "nodes": {CaseState.reported.value: at},
-                "verify_by": deadline.verify_by,
-                "due_by": deadline.due_by,
-                "deadline_note": deadline.note,
+                **deadline_fields(found),
                 **extra,
             }
         )
+
+    def _place(self, report: CaseCreate) -> dict[str, object]:
+        """The grid the report's lon/lat falls in (a grid code sent with the report wins), its path of names, and
+        the category's name from the table."""
+        out: dict[str, object] = {}
+        if self.categories is not None:
+            out["category_label"] = self.categories.label(report.category)
+        if self.grids is None:
+            return out
+        grid = self.grids.get(report.grid_code) if report.grid_code else None
+        if grid is None and report.lon is not None and report.lat is not None:
+            grid = self.grids.lookup(report.lon, report.lat)
+        if grid is not None:
+            out |= {
+                "grid_code": report.grid_code or grid.code,
+                "grid_path": [grid.district, grid.street, grid.community, grid.name],
+            }
+        return out
 
     def _next_number(self, conn: sqlite3.Connection, at: datetime) -> str:
         year = at.astimezone(LOCAL).year
@@ -254,7 +307,8 @@ class CaseStore:
     def insert(self, conn: sqlite3.Connection, case: Case) -> None:
         conn.execute(
             "INSERT INTO cases (id, number, sender_id, source, category, state, grid_code, camera_id, zone,"
-            " incident_id, reported_at, updated_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " incident_id, next_card_at, reported_at, updated_at, body)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 case.id,
                 case.number,
@@ -266,6 +320,7 @@ class CaseStore:
                 case.reporter.camera_id,
                 case.zone,
                 case.incident_id,
+                next_card_at(case),
                 iso_utc(case.reported_at),
                 iso_utc(case.updated_at),
                 _body(case),
@@ -274,8 +329,8 @@ class CaseStore:
 
     def save(self, conn: sqlite3.Connection, case: Case) -> None:
         conn.execute(
-            "UPDATE cases SET state = ?, incident_id = ?, updated_at = ?, body = ? WHERE id = ?",
-            (case.state.value, case.incident_id, iso_utc(case.updated_at), _body(case), case.id),
+            "UPDATE cases SET state = ?, incident_id = ?, next_card_at = ?, updated_at = ?, body = ? WHERE id = ?",
+            (case.state.value, case.incident_id, next_card_at(case), iso_utc(case.updated_at), _body(case), case.id),
         )
 
     def audit(self, conn: sqlite3.Connection, case: Case, entry: AuditEntry) -> None:
@@ -326,9 +381,13 @@ class CaseStore:
             update["department"] = request.department
         elif name == "extend":
             update["extensions"] = case.extensions + 1
-            if case.due_by is not None:
-                deadline = self.deadlines.extended(case.due_by, request.workdays)
-                update |= {"due_by": deadline.due_by, "deadline_note": deadline.note}
+            current = deadlines_of(case)
+            if current is not None:
+                update |= deadline_fields(self.deadlines.extended(current, request.workdays))
+        elif name == "resume":
+            current, since = deadlines_of(case), _suspended_at(case)
+            if current is not None and since is not None:
+                update |= deadline_fields(self.deadlines.resumed(current, since, at))
         elif name == "rework":
             update["reworks"] = case.reworks + 1
         elif name == "false_alarm":
@@ -336,6 +395,87 @@ class CaseStore:
         elif name == "duplicate":
             update["duplicate_of"] = request.duplicate_of
         return case.model_copy(update=update)
+
+    def attach_photos(
+        self, case_id: str, evidence: Sequence[Evidence], *, actor: str, role: ApiRole, at: datetime
+    ) -> Case:
+        """Append photos (evidence of kind `photo`, before or after) to a case, audited as `photo` with their
+        stage and count (the state does not change) and queued for delivery as `case.photos`, in one
+        transaction. A photo the case already holds at the same stage is not added twice. A closed or rejected
+        case takes no photos: TransitionRefusedError (not forbidden, so a 409)."""
+        from intake.workflow import TransitionRefusedError, allowed_actions
+
+        with self.transaction() as conn:
+            case = self.read(conn, case_id)
+            if case is None:
+                raise CaseNotFoundError(case_id)
+            if case.state in FINAL_STATES:
+                raise TransitionRefusedError(
+                    f"case {case.number} is {case.state.value}: it takes no more photos",
+                    allowed_actions(case.state, role),
+                )
+            held = {(e.key, e.stage) for e in case.evidence}
+            added: builtins.list[Evidence] = []
+            for item in evidence:
+                if (item.key, item.stage) not in held:
+                    held.add((item.key, item.stage))
+                    added.append(item)
+            if not added:
+                return case
+            changed = case.model_copy(update={"evidence": [*case.evidence, *added], "updated_at": at})
+            self.save(conn, changed)
+            stages = [f"{n} {s}" for s in ("before", "after") if (n := sum(e.stage == s for e in added))]
+            note = f"{', '.join(stages) or len(added)} photo{'s' if len(added) > 1 else ''}"
+            entry = AuditEntry(
+                at=at, actor=actor, role=role, action="photo", from_state=case.state, to_state=case.state, note=note
+            )
+            self.audit(conn, changed, entry)
+            self.notify(conn, changed, "case.photos")
+        logger.info("case %s: %d photo(s) attached by %s", case.number, len(added), actor)
+        return self.get(case_id) or changed
+
+
+def sweep_cards(store: CaseStore, now: datetime) -> list[tuple[Case, Card]]:
+    """Raise the yellow and red cards now due, each once per case: recorded on the case, audited as done by the
+    sweeper, and queued for delivery (a red card is the escalation to the city level)."""
+    raised: list[tuple[Case, Card]] = []
+    with store.transaction() as conn:
+        rows = conn.execute(
+            "SELECT id FROM cases WHERE next_card_at != '' AND next_card_at <= ? ORDER BY next_card_at",
+            (iso_utc(now),),
+        ).fetchall()
+        for (case_id,) in rows:
+            case = store.read(conn, str(case_id))
+            deadlines = deadlines_of(case) if case is not None else None
+            if case is None or deadlines is None:
+                continue
+            cards = cards_due(deadlines, state_is_done=case.state in DONE_STATES, cards_already=case.cards, now=now)
+            changed = case.model_copy(update={"cards": [*case.cards, *(c.kind for c in cards)], "updated_at": now})
+            store.save(conn, changed)
+            for card in cards:
+                note = (
+                    f"{card.kind} card: {card.overdue_by} past {card.deadline.isoformat()}, to the {card.escalate_to}"
+                )
+                entry = AuditEntry(
+                    at=now,
+                    actor="sweeper",
+                    role="admin",
+                    action=f"card_{card.kind}",
+                    from_state=case.state,
+                    to_state=case.state,
+                    note=note,
+                )
+                store.audit(conn, changed, entry)
+                raised.append((changed, card))
+            if cards:
+                store.notify(conn, changed, "case.card")
+    for case, card in raised:
+        logger.info("case %s: %s card (%s)", case.number, card.kind, card.escalate_to)
+    return raised
+
+
+def _suspended_at(case: Case) -> datetime | None:
+    return next((e.at for e in reversed(case.audit) if e.to_state == CaseState.suspended), None)
 
 
 def _body(case: Case) -> str:

@@ -10,78 +10,24 @@ the message, in constant time: the same scheme, with time passed in.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 import json
 import random
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator, model_validator
+from pydantic import SecretStr
 from standardwebhooks import Webhook
 
 from core.errors import GridwatchError
-from core.redact import sanitize_url
+from core.settings import SECRET_PREFIX, TargetSettings, secret_key
 
-SECRET_PREFIX = "whsec_"
-MIN_SECRET_BYTES = 24  # the Standard Webhooks spec: a random key of 24 to 64 bytes
 DEFAULT_TOLERANCE_S = 300
 
 
 class InboundSignatureError(GridwatchError):
     """An inbound webhook is refused: a header missing, a bad signature, or a timestamp too far from now.
     The message names what was wrong, never the secret."""
-
-
-def secret_key(secret: str) -> bytes:
-    """The key bytes of a `whsec_<base64>` secret; ValueError (without the secret) when it is not one."""
-    if not secret.startswith(SECRET_PREFIX):
-        raise ValueError(f"a webhook secret starts with {SECRET_PREFIX!r}")
-    text = secret[len(SECRET_PREFIX) :]
-    try:
-        key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-    except binascii.Error:
-        raise ValueError(f"a webhook secret is {SECRET_PREFIX!r} and base64") from None
-    if len(key) < MIN_SECRET_BYTES:
-        raise ValueError(f"a webhook secret holds at least {MIN_SECRET_BYTES} random bytes, this one {len(key)}")
-    return key
-
-
-class TargetSettings(BaseModel):
-    """One receiver of the outbox: where, with which secret, and how hard to try.
-
-    Attempt n (1-based) that fails is retried after min(backoff_max_s, backoff_base_s * 2**(n-1)) seconds, less a
-    random part of up to `backoff_jitter` of it; after `max_attempts` failed attempts the delivery is a dead letter.
-    """
-
-    # hide_input_in_errors: a refused secret or a URL with credentials is never quoted back in the error
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, hide_input_in_errors=True)
-
-    url: HttpUrl = Field(repr=False, description="http(s) URL the deliveries are POSTed to")
-    secret: SecretStr = Field(description="Standard Webhooks secret, `whsec_` + base64 of 24+ random bytes")
-    timeout_s: float = Field(default=10.0, gt=0, le=300)
-    max_attempts: int = Field(default=30, ge=1, le=1000)
-    backoff_base_s: float = Field(default=5.0, gt=0)
-    backoff_max_s: float = Field(default=1800.0, gt=0)
-    backoff_jitter: float = Field(default=0.5, ge=0, le=1)
-
-    @field_validator("secret")
-    @classmethod
-    def _check_secret(cls, value: SecretStr) -> SecretStr:
-        secret_key(value.get_secret_value())
-        return value
-
-    @model_validator(mode="after")
-    def _check_backoff(self) -> TargetSettings:
-        if self.backoff_max_s < self.backoff_base_s:
-            raise ValueError(f"backoff_max_s {self.backoff_max_s} is below backoff_base_s {self.backoff_base_s}")
-        return self
-
-    @property
-    def safe_url(self) -> str:
-        """The URL without userinfo or secret query parameters: the only form that is logged or shown."""
-        return sanitize_url(str(self.url))
 
 
 def retry_delay(attempt: int, target: TargetSettings, rng: random.Random) -> float:
@@ -170,3 +116,6 @@ def verify_inbound(
     if not isinstance(parsed, dict):
         raise InboundSignatureError(f"signed body is a JSON {type(parsed).__name__}, expected an object")
     return parsed
+
+
+__all__ = ["SECRET_PREFIX", "InboundSignatureError", "TargetSettings", "retry_delay", "secret_key", "verify_inbound"]

@@ -1,0 +1,99 @@
+"""The grid-event intake of `gridwatch run`: the case store with its deadlines and grid map, the feed of
+incidents into cases, the card sweeper and the webhook outbox, built from the config folder and settings."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.clock import Clock
+from core.settings import Settings
+from intake.calendar import load_calendar
+from intake.case_deadlines import CalendarDeadlines
+from intake.case_feed import CaseFeed
+from intake.case_store import CaseStore, sweep_cards
+from intake.deadlines import load_deadline_policy
+from intake.grids import GridMap
+from intake.incident_cases import IncidentCases
+from intake.outbox import OutboxDelivery
+from intake.store import EventStore
+from rules.categories import CategoryTable
+
+logger = logging.getLogger(__name__)
+
+CASES_FILE = "cases.sqlite3"
+
+
+def _optional(config_dir: Path, name: str) -> Path | None:
+    path = config_dir / name
+    return path if path.is_file() else None
+
+
+@dataclass
+class Intake:
+    """The running parts; `start` and `stop` run their threads."""
+
+    cases: CaseStore
+    feed: CaseFeed
+    outbox: OutboxDelivery | None
+    clock: Clock
+    sweep_s: float
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        self.feed.start()
+        if self.outbox is not None:
+            self.outbox.start()
+        threading.Thread(target=self._sweep, name="case-cards", daemon=True).start()
+
+    def _sweep(self) -> None:
+        while not self._stop.wait(self.sweep_s):
+            try:
+                sweep_cards(self.cases, self.clock.now())
+            except Exception:  # loop boundary: the next sweep tries again, no card is raised twice
+                logger.exception("card sweep failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.feed.stop()
+        self.feed.run_once()  # what the patrol stored before it stopped
+        if self.outbox is not None:
+            self.outbox.stop()
+            self.outbox.close()
+        self.cases.close()
+
+    def health(self) -> dict[str, object]:
+        out: dict[str, object] = {"feed": vars(self.feed.stats).copy()}
+        if self.outbox is not None:
+            out["outbox"] = self.outbox.stats().model_dump(mode="json")
+        return out
+
+
+def build_intake(
+    config_dir: Path, settings: Settings, events: EventStore, categories: CategoryTable, clock: Clock
+) -> Intake:
+    """Everything read and checked here, so a bad calendar, deadline or grid file stops the start with its place."""
+    conf = settings.intake
+    calendar = load_calendar(_optional(config_dir, "calendar.yaml"))
+    policy = load_deadline_policy(_optional(config_dir, "deadlines.yaml"), categories)
+    grids_file = _optional(config_dir, "grids.geojson")
+    grids = GridMap.from_geojson(grids_file) if grids_file is not None else None
+    cases = CaseStore(
+        settings.data_dir / CASES_FILE,
+        deadlines=CalendarDeadlines(policy, calendar),
+        targets=list(conf.targets),
+        grids=grids,
+        categories=categories,
+    )
+    incidents = IncidentCases(cases, merge_window_s=conf.merge_window_s, link_window_s=conf.link_window_s)
+    feed = CaseFeed(events, incidents, clock.now, interval_s=conf.feed_interval_s)
+    outbox = OutboxDelivery(cases.db_path, conf.targets, clock) if conf.targets else None
+    logger.info(
+        "intake: cases in %s, %d grids, %d delivery targets",
+        cases.db_path,
+        len(grids) if grids is not None else 0,
+        len(conf.targets),
+    )
+    return Intake(cases, feed, outbox, clock, conf.sweep_s)
