@@ -57,6 +57,33 @@ class WebhookAccepted(BaseModel):
     created: bool
 
 
+def _inlined(node: Any, defs: dict[str, Any]) -> Any:
+    """`node` with its `#/$defs/...` references replaced by what they name (the models here are not recursive)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            rest = {k: v for k, v in node.items() if k != "$ref"}
+            return {**_inlined(defs[ref.removeprefix("#/$defs/")], defs), **_inlined(rest, defs)}
+        return {k: _inlined(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inlined(v, defs) for v in node]
+    return node
+
+
+def request_schema() -> dict[str, Any]:
+    """The JSON schema of the body, for the OpenAPI document: the envelope with `CaseCreate` as its data, where
+    `sender_id` may be left out and `source` defaults to `external`."""
+    case = CaseCreate.model_json_schema()
+    data: dict[str, Any] = _inlined(case, case.get("$defs", {}))
+    data["required"] = [name for name in data.get("required", []) if name != "sender_id"]
+    data["properties"]["source"]["default"] = Source.external.value
+    data["description"] = InboundReport.model_fields["data"].description
+    envelope = InboundReport.model_json_schema()
+    envelope.pop("$defs", None)  # only JsonValue, for the data that is replaced here
+    envelope["properties"]["data"] = data
+    return envelope
+
+
 def _refused(code: int, detail: str, request: Request, webhook_id: str) -> HTTPException:
     client = request.client.host if request.client else "?"
     logger.info("intake webhook %r from %s refused (%d): %s", webhook_id[:64], client, code, detail)
@@ -111,6 +138,7 @@ def _report(body: bytes, webhook_id: str) -> CaseCreate:
         200: {"model": WebhookAccepted, "description": "already reported (the same webhook-id or sender_id)"},
         401: {"model": Problem, "description": "a missing or bad signature, or a timestamp more than 5 min off"},
         413: {"model": Problem, "description": f"a body over {MAX_BODY_BYTES} bytes"},
+        422: {"description": "signed, but not a case report: `detail` names the field"},
         503: {"model": Problem, "description": "no inbound webhook secret configured, or no case store"},
     },
     openapi_extra={
@@ -124,7 +152,7 @@ def _report(body: bytes, webhook_id: str) -> CaseCreate:
         ],
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": InboundReport.model_json_schema()}},
+            "content": {"application/json": {"schema": request_schema()}},
         },
     },
 )

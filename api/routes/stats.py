@@ -28,10 +28,10 @@ logger = logging.getLogger(__name__)
 router = APIRouter(tags=["stats"])
 
 DEFAULT_DAYS = 30
-# a date, or a datetime with a zone (seconds and fractions optional)
+# a date, or a datetime (seconds and fractions optional); a datetime without a zone is refused saying so
 MOMENT_PATTERN = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
-    r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2}))?$"
+    r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?$"
 )
 RANGE_ERRORS: dict[int | str, dict[str, object]] = {422: {"model": Problem}, **AUTH_ERRORS}
 Since = Annotated[

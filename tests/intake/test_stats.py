@@ -74,7 +74,7 @@ def counts(row: StatsRow) -> tuple[object, ...]:
     )
 
 
-def rates(row: StatsRow) -> tuple[float | None, ...]:
+def rates(row: StatsRow) -> tuple[object, ...]:
     return (row.closure_rate, row.on_time_rate, row.rework_rate, row.extension_rate)
 
 
