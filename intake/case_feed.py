@@ -3,8 +3,9 @@
 The patrol stores each event durably (`intake.store`) and goes on; this feed reads the stored events in id order
 from a cursor kept in the case database and applies them (`IncidentCases`). A slow or failing case store never
 slows a visit and loses nothing: the events wait in the event store, and a restart resumes at the cursor. Event
-ids are ULIDs made when an event is built, which can be stored a moment out of order, so each pass re-reads the
-last `overlap_s` seconds before the cursor; applying an event twice changes nothing.
+ids are ULIDs made when an event is built, which can be stored a moment out of order, so a pass every
+`recheck_s` re-reads the last `overlap_s` seconds before the cursor (the others read only what lies after it);
+applying an event twice changes nothing.
 """
 
 from __future__ import annotations
@@ -49,9 +50,11 @@ class CaseFeed:
         *,
         interval_s: float = 0.5,
         overlap_s: float = 120.0,
+        recheck_s: float = 10.0,
     ) -> None:
         self._events, self._incidents, self._clock = events, incidents, clock
-        self._interval_s, self._overlap_s = interval_s, overlap_s
+        self._interval_s, self._overlap_s, self._recheck_s = interval_s, overlap_s, recheck_s
+        self._rechecked: datetime | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -67,8 +70,10 @@ class CaseFeed:
         with store.transaction() as conn:
             position = cursor(conn, CURSOR)
         now = self._clock()
-        # from the start of the store at first (an `after` cursor also makes the listing oldest first)
-        start = min(position, _lowest_id_at(now - timedelta(seconds=self._overlap_s))) if position else "0" * 26
+        start = position or "0" * 26  # from the start of the store at first (`after` also lists oldest first)
+        if position and (self._rechecked is None or (now - self._rechecked).total_seconds() >= self._recheck_s):
+            start = min(position, _lowest_id_at(now - timedelta(seconds=self._overlap_s)))
+            self._rechecked = now
         applied = 0
         while True:
             page = self._events.list(after=start, limit=PAGE)
@@ -101,6 +106,7 @@ class CaseFeed:
                 logger.exception("case feed pass failed; the events are kept and retried")
             self._wake.wait(self._interval_s)
             self._wake.clear()
+            self._stop.wait(0.05)  # a burst of wake-ups makes one pass, not one each
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
