@@ -46,9 +46,11 @@ from intake.sink import IntakeSink
 from intake.store import EventStore
 from rules.categories import CategoryTable, default_categories, load_categories
 from rules.engine import RuleEngine
+from rules.registry import KINDS
 from rules.reload import RuleReloader
 from rules.ruleset import RuleSet
 from rules.state import InMemoryRuleState
+from rules.tracker import TrackerConfig
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +113,8 @@ class RulesHolder:
     ) -> None:
         self._dir, self._labels = rules_dir, labels
         self._modes: dict[str, VisitKind] = {c.id: c.mode for c in cameras}
+        # seconds between the frames of each burst camera's visits
+        self._spacing = {c.id: c.burst_span_s / (c.burst_frames - 1) for c in cameras if c.mode == "burst"}
         self._categories = categories if categories is not None else default_categories()
         self.state = InMemoryRuleState()
         self.incidents = incidents if incidents is not None else IncidentTracker()
@@ -145,9 +149,26 @@ class RulesHolder:
             if cam != "*" and cam not in self._modes
         ]
         warnings += engine.motion_problems(self._modes)[1]
+        warnings += self._sparse_bursts(engine)
         for line in warnings:
             logger.warning("%s", line)
         return warnings
+
+    def _sparse_bursts(self, engine: RuleEngine) -> list[str]:
+        """Burst cameras whose frames are too far apart for the tracker of the rules that need motion."""
+        gap = TrackerConfig().max_gap_s
+        out = []
+        for rule in engine.ruleset.rules:
+            if not KINDS[rule.kind].needs_motion:
+                continue
+            for cam, spacing in sorted(self._spacing.items()):
+                if rule.covers(cam) and spacing > gap:
+                    out.append(
+                        f"{engine.ruleset.locate(rule.id, ('cameras',))}: camera {cam!r} takes a burst frame every "
+                        f"{spacing:.1f} s; {rule.kind} tracks objects only between frames at most {gap:g} s apart: "
+                        "raise its burst_frames or shorten burst_span_s"
+                    )
+        return out
 
     def engine(self) -> RuleEngine:
         return self._engine

@@ -39,6 +39,8 @@ def test_operation_ids_are_stable(client: TestClient) -> None:
         "list_cases",
         "get_case",
         "act_on_case",
+        "add_case_photos",
+        "intake_webhook",
         "case_stats",
         "false_alarm_rates",
         "get_evidence",

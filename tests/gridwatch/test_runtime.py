@@ -157,3 +157,14 @@ def test_a_rule_that_needs_bursts_for_every_camera_skips_keyframe_cameras_with_a
     assert holder.warnings == [
         f"{tmp_path / 'site.yaml'}:4:14: rules[0].cameras: line_crossing skips keyframe cameras gate-kf"
     ]
+
+
+def test_bursts_too_sparse_for_tracking_are_reported(tmp_path: Path) -> None:
+    (tmp_path / "site.yaml").write_text(LINE_RULE.format(cameras="gate-burst"))
+    sparse = Camera(id="gate-burst", url="file:///x.mp4", mode="burst", burst_frames=2, burst_span_s=8)
+    holder = RulesHolder(tmp_path, LABELS, [sparse])
+    assert holder.warnings == [
+        f"{tmp_path / 'site.yaml'}:4:14: rules[0].cameras: camera 'gate-burst' takes a burst frame every 8.0 s; "
+        "line_crossing tracks objects only between frames at most 3 s apart: raise its burst_frames or shorten "
+        "burst_span_s"
+    ]
