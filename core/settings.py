@@ -184,6 +184,40 @@ class TargetSettings(BaseModel):
         return sanitize_url(str(self.url))
 
 
+class SeverityKeepDays(BaseModel):
+    """Days evidence of events of each severity is kept after the event was last seen; 0: kept forever."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    info: int = Field(default=7, ge=0, le=36_500)
+    minor: int = Field(default=30, ge=0, le=36_500)
+    major: int = Field(default=90, ge=0, le=36_500)
+    critical: int = Field(default=365, ge=0, le=36_500)
+
+
+class RetentionSettings(BaseModel):
+    """Evidence retention (intake.retention): evidence of open cases is never removed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True  # false: the intake runs no retention thread (`gridwatch evidence prune` still works)
+    every_s: float = Field(default=3600.0, gt=0, le=7 * 86_400)
+    keep_days: SeverityKeepDays = Field(default_factory=SeverityKeepDays)
+    # days evidence of a closed or rejected case is kept after it was closed; 0: kept forever (by age)
+    closed_case_days: int = Field(default=365, ge=0, le=36_500)
+    # the disk holding the evidence folder fuller than this (percent): oldest removable evidence goes first,
+    # until it is below low_water_pct
+    high_water_pct: float = Field(default=90.0, gt=0, le=100)
+    low_water_pct: float = Field(default=80.0, gt=0, le=100)
+    dry_run: bool = False  # report what would go, remove nothing
+
+    @model_validator(mode="after")
+    def _water_marks(self) -> RetentionSettings:
+        if self.low_water_pct >= self.high_water_pct:
+            raise ValueError(f"low_water_pct {self.low_water_pct} must be below high_water_pct {self.high_water_pct}")
+        return self
+
+
 class IntakeSettings(BaseModel):
     """The grid-event intake: cases from incidents and reports, their deadlines, and delivery to the city."""
 
@@ -194,10 +228,13 @@ class IntakeSettings(BaseModel):
     link_window_s: float = Field(default=3_600.0, ge=0)  # human reports in the same grid and category are linked
     sweep_s: float = Field(default=60.0, gt=0, le=3600)  # how often yellow and red cards are looked for
     feed_interval_s: float = Field(default=0.5, gt=0, le=60)
+    # events the patrol may hand off before the intake has stored them; beyond, visits hold their incidents back
+    handoff_queue: int = Field(default=256, ge=1, le=100_000)
     # where cases are forwarded (Standard Webhooks), by a name of your choice
     targets: dict[str, TargetSettings] = Field(default_factory=dict)
     # the secret external producers sign POST /api/v1/intake/webhook with; none: that route is closed
     inbound_secret: SecretStr | None = None
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @field_validator("inbound_secret")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
+from core.errors import GridwatchError
 from core.events import Event
 
 
@@ -15,3 +16,7 @@ class EventSink(Protocol):
     """
 
     def emit(self, event: Event, blobs: Mapping[str, bytes]) -> None: ...
+
+
+class SinkBusyError(GridwatchError):
+    """The sink cannot take an event now (its queue is full): the caller keeps the event and offers it later."""

@@ -42,6 +42,7 @@ from ingest.scheduler import BackoffPolicy, HealthChange, InProcessScheduler
 from ingest.visit import VisitPipeline, facts_of, place_of
 from intake.bus import EventBus
 from intake.evidence import EvidenceStore
+from intake.handoff import QueuedSink
 from intake.sink import IntakeSink
 from intake.store import EventStore
 from rules.categories import CategoryTable, default_categories, load_categories
@@ -241,6 +242,7 @@ class Runtime:
     # at stop, after the patrol: closes what is open, since nobody will see whether it goes on
     close_incidents: Callable[[], None] = lambda: None
     intake: Intake | None = None
+    handoff: QueuedSink | None = None
 
     def start(self) -> None:
         if self.intake is not None:
@@ -279,6 +281,8 @@ class Runtime:
         except Exception:  # stopping goes on: the store and the state are still to be closed and saved
             logger.exception("open incidents not closed at stop")
         self.save_rule_state()
+        if self.handoff is not None:
+            self.handoff.stop()  # what the patrol handed off (and the closes above) into the event store
         if self.intake is not None:
             self.intake.stop()
         self.batcher.close()
@@ -294,6 +298,8 @@ class Runtime:
             "frames": b.stats.frames,
         }
         intake = self.intake.health() if self.intake is not None else {}
+        if self.handoff is not None:
+            intake = {**intake, "handoff": self.handoff.snapshot()}
         return {**self.patrol.health(), "inference": inference, "rules": self.rules.status(), "intake": intake}
 
 
@@ -345,6 +351,8 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
     intake = build_intake(config_dir, settings, store, categories, clock) if settings.intake.cases else None
     if intake is not None:
         sink = NotifyingSink(sink, intake.feed.notify)
+    handoff = QueuedSink(sink, maxsize=settings.intake.handoff_queue)
+    sink = handoff
     rules = RulesHolder(
         config_dir / "rules",
         detector.labels,
@@ -396,7 +404,9 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
                 rule = known.get(change.rule_id, RuleFacts(change.rule_id, "", "", Severity.info))
                 deliver_close(sink, change, rule, by_id)
 
-    runtime = Runtime(settings, patrol, batcher, rules, store, bus, app, threading.Event(), close_incidents, intake)
+    runtime = Runtime(
+        settings, patrol, batcher, rules, store, bus, app, threading.Event(), close_incidents, intake, handoff
+    )
     runtime_ref.append(runtime)
     logger.info("%d cameras, %d rules, model %s", len(cameras), len(rules.engine().ruleset.rules), detector.name)
     return runtime

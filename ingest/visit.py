@@ -14,7 +14,7 @@ import numpy as np
 
 from core.clock import Clock
 from core.events import Event, EventState
-from core.sink import EventSink
+from core.sink import EventSink, SinkBusyError
 from core.types import Detections, Frame, Image, Observation, ObservedFrame
 from incidents.events import Place, RuleFacts, Sighting, incident_event, snapshot_of
 from incidents.tracker import IncidentChange, IncidentPolicy, IncidentTracker
@@ -146,6 +146,10 @@ class VisitPipeline:
                 snapshot = snapshot_of(change, sighting, self.jpeg_quality)
             event = incident_event(change, facts_of(rule), place_of(camera), snapshot, self.detector.name)
             self.sink.emit(event, {} if snapshot is None else snapshot.blobs)
+        except SinkBusyError as exc:  # back-pressure: the next visit hands it off again
+            self.incidents.undeliver(change)
+            logger.warning("incident %s of camera %s held back: %s", change.incident_id, camera.id, exc)
+            return None
         except Exception:  # the intake's failure, or the evidence's, not the camera's: the camera stays healthy
             self.incidents.undeliver(change)  # not delivered: the next visit tries again
             logger.exception("incident %s of camera %s rule %s not delivered", change.incident_id, camera.id, rule.id)
