@@ -13,10 +13,13 @@ from core.errors import ConfigError, GridwatchError
 from core.redact import RedactingFilter
 from detectors.manifest import load_manifest
 from gridwatch.dryrun import describe, dry_run, summary
+from gridwatch.intake_setup import CASES_FILE, EVENTS_FILE, EVIDENCE_DIR
 from gridwatch.modelstore import fetch_model
 from gridwatch.runtime import build_detector, load_settings, run_forever
 from ingest.cameras import Camera, load_cameras
+from intake.evidence import EvidenceStore
 from intake.outbox import replay_command
+from intake.retention import RetentionPolicy, prune
 from rules.categories import load_categories
 from rules.engine import RuleEngine, category_problems
 from rules.loader import check_rule_files, load_rule_files
@@ -142,6 +145,22 @@ def _cmd_outbox_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evidence_prune(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    data = settings.data_dir
+    cases_db = data / CASES_FILE
+    policy = RetentionPolicy.from_settings(settings.intake.retention, dry_run=args.dry_run)
+    report = prune(
+        EvidenceStore(data / EVIDENCE_DIR),
+        data / EVENTS_FILE,
+        cases_db if cases_db.is_file() else None,
+        policy,
+        datetime.now(UTC),
+    )
+    print(report.model_dump_json(indent=2) if args.json else report.text())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gridwatch", description=__doc__)
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -202,6 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--dead", action="store_true", help="dead letters only; with no ids, every dead letter")
     replay.add_argument("--db", type=Path, required=True, help="the intake's SQLite file")
     replay.set_defaults(func=_cmd_outbox_replay)
+
+    evidence = sub.add_parser("evidence", help="evidence files").add_subparsers(dest="evidence_command", required=True)
+    prune_cmd = evidence.add_parser("prune", help="remove evidence past its retention (intake.retention) and report")
+    prune_cmd.add_argument("--config", type=Path, default=None, help="config folder: settings.yaml (data_dir)")
+    prune_cmd.add_argument("--dry-run", action="store_true", help="report what would be removed, remove nothing")
+    prune_cmd.add_argument("--json", action="store_true", help="the whole report as JSON, every file named")
+    prune_cmd.set_defaults(func=_cmd_evidence_prune)
     return parser
 
 

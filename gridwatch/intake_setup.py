@@ -15,15 +15,19 @@ from intake.case_deadlines import CalendarDeadlines
 from intake.case_feed import CaseFeed
 from intake.case_store import CaseStore, sweep_cards
 from intake.deadlines import load_deadline_policy
+from intake.evidence import EvidenceStore
 from intake.grids import GridMap
 from intake.incident_cases import IncidentCases
 from intake.outbox import OutboxDelivery
+from intake.retention import RetentionJob, RetentionPolicy
 from intake.store import EventStore
 from rules.categories import CategoryTable
 
 logger = logging.getLogger(__name__)
 
 CASES_FILE = "cases.sqlite3"
+EVIDENCE_DIR = "evidence"  # under data_dir, as the runtime stores it
+EVENTS_FILE = "events.sqlite3"
 
 
 def _optional(config_dir: Path, name: str) -> Path | None:
@@ -40,6 +44,7 @@ class Intake:
     outbox: OutboxDelivery | None
     clock: Clock
     sweep_s: float
+    retention: RetentionJob | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
@@ -47,6 +52,8 @@ class Intake:
         if self.outbox is not None:
             self.outbox.start()
         threading.Thread(target=self._sweep, name="case-cards", daemon=True).start()
+        if self.retention is not None:
+            self.retention.start()
 
     def _sweep(self) -> None:
         while not self._stop.wait(self.sweep_s):
@@ -57,6 +64,8 @@ class Intake:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.retention is not None:
+            self.retention.stop()
         self.feed.stop()
         self.feed.run_once()  # what the patrol stored before it stopped
         if self.outbox is not None:
@@ -86,6 +95,7 @@ def build_intake(
         targets=list(conf.targets),
         grids=grids,
         categories=categories,
+        link_window_s=conf.link_window_s,
     )
     incidents = IncidentCases(cases, merge_window_s=conf.merge_window_s, link_window_s=conf.link_window_s)
     feed = CaseFeed(events, incidents, clock.now, interval_s=conf.feed_interval_s)
@@ -96,4 +106,10 @@ def build_intake(
         len(grids) if grids is not None else 0,
         len(conf.targets),
     )
-    return Intake(cases, feed, outbox, clock, conf.sweep_s)
+    keep = conf.retention
+    retention = None
+    if keep.enabled:
+        evidence = EvidenceStore(settings.data_dir / EVIDENCE_DIR)
+        rules = RetentionPolicy.from_settings(keep)
+        retention = RetentionJob(evidence, events.db_path, cases.db_path, rules, clock.now, keep.every_s)
+    return Intake(cases, feed, outbox, clock, conf.sweep_s, retention)

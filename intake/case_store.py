@@ -14,7 +14,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -23,7 +23,7 @@ from ulid import ULID
 
 from core.events import Evidence
 from core.settings import ApiRole
-from intake.case_model import FINAL_STATES, ActionRequest, AuditEntry, Case, CaseCreate, CaseState, Complexity
+from intake.case_model import FINAL_STATES, ActionRequest, AuditEntry, Case, CaseCreate, CaseState, Complexity, Source
 from intake.deadlines import Card, Deadlines, cards_due
 from intake.grids import GridMap
 from intake.outbox_store import OUTBOX_MIGRATION, enqueue
@@ -140,11 +140,13 @@ class CaseStore:
         targets: Sequence[str] = (),
         grids: GridMap | None = None,
         categories: CategoryTable | None = None,
+        link_window_s: float = 3_600.0,
     ) -> None:
         """`grids` derives a case's grid (and its district / street / community) from its lon/lat; `categories`
         names its category."""
         self.grids = grids
         self.categories = categories
+        self.link_window_s = link_window_s
         self.db_path = db_path
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self.deadlines: DeadlineRules = deadlines if deadlines is not None else NoDeadlines()
@@ -243,6 +245,7 @@ class CaseStore:
                 assert existing is not None
                 return existing, False
             case = self.new_case(conn, report, at, extra)
+            case = case.model_copy(update={"linked": self.link(conn, case, self.link_window_s)})
             self.insert(conn, case)
             self.audit(
                 conn,
@@ -276,6 +279,30 @@ class CaseStore:
                 **extra,
             }
         )
+
+    def link(self, conn: sqlite3.Connection, case: Case, window_s: float) -> builtins.list[str]:
+        """The open cases of the other kind (camera and sensor cases for a human report, human reports for a camera
+        case) in the same grid and category, reported within `window_s` before it: each is linked back, and the
+        dispatcher confirms whether they are one problem (`duplicate`)."""
+        if not case.grid_code or window_s <= 0:
+            return []
+        machine = case.source in (Source.camera, Source.sensor)
+        other = "NOT IN" if machine else "IN"
+        rows = conn.execute(
+            f"SELECT id FROM cases WHERE grid_code = ? AND category = ? AND reported_at >= ? AND reported_at <= ?"
+            f" AND source {other} ('camera', 'sensor') AND state NOT IN ('closed', 'rejected') ORDER BY id",
+            (
+                case.grid_code,
+                case.category,
+                iso_utc(case.reported_at - timedelta(seconds=window_s)),
+                iso_utc(case.reported_at),
+            ),
+        ).fetchall()
+        for (other_id,) in rows:
+            found = self.read(conn, str(other_id))
+            if found is not None and case.id not in found.linked:
+                self.save(conn, found.model_copy(update={"linked": [*found.linked, case.id]}))
+        return [str(r[0]) for r in rows]
 
     def _place(self, report: CaseCreate) -> dict[str, object]:
         """The grid the report's lon/lat falls in (a grid code sent with the report wins), its path of names, and

@@ -96,7 +96,7 @@ class IncidentCases:
             "address": event.camera_name,
         }
         case = store.new_case(conn, report, event.first_seen, extra)
-        case = case.model_copy(update={"linked": self._linked(conn, case)})
+        case = case.model_copy(update={"linked": store.link(conn, case, self.link_window_s)})
         store.insert(conn, case)
         conn.execute(
             "INSERT INTO case_incidents (incident_id, case_id, last_event) VALUES (?, ?, '')",
@@ -118,22 +118,6 @@ class IncidentCases:
         store.notify(conn, case, "case.reported")
         logger.info("case %s from incident %s (camera %s)", case.number, event.incident_id, event.camera_id)
         return case
-
-    def _linked(self, conn: sqlite3.Connection, case: Case) -> list[str]:
-        """Open human reports in the same grid and category, reported within the link window; each is linked back."""
-        if not case.grid_code:
-            return []
-        since = iso_utc(case.reported_at - timedelta(seconds=self.link_window_s))
-        rows = conn.execute(
-            "SELECT id FROM cases WHERE grid_code = ? AND category = ? AND reported_at >= ?"
-            f" AND source NOT IN ('camera', 'sensor') AND state NOT IN {FINAL} ORDER BY id",
-            (case.grid_code, case.category, since),
-        ).fetchall()
-        for (other_id,) in rows:
-            other = self.store.read(conn, str(other_id))
-            if other is not None and case.id not in other.linked:
-                self.store.save(conn, other.model_copy(update={"linked": [*other.linked, case.id]}))
-        return [str(r[0]) for r in rows]
 
     def _attach(self, conn: sqlite3.Connection, case: Case, event: Event, at: datetime) -> Case:
         known = {e.key for e in case.evidence}

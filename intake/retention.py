@@ -41,7 +41,8 @@ logger = logging.getLogger(__name__)
 Reason = Literal["age", "high_water"]
 CASE_ONLY = "case"  # the severity bucket of evidence only cases name (people's photos): no event gives it one
 SEVERITY_RANK: dict[str, int] = {CASE_ONLY: -1, **{s.value: i for i, s in enumerate(Severity)}}
-RECORD_BATCH = 500  # removals recorded per transaction on the events database
+RECORD_BATCH = 500
+_EPOCH = datetime.min.replace(tzinfo=UTC)  # removals recorded per transaction on the events database
 
 PRUNED_TABLE = (
     "CREATE TABLE IF NOT EXISTS pruned (key TEXT PRIMARY KEY, at TEXT NOT NULL, reason TEXT NOT NULL) WITHOUT ROWID"
@@ -203,12 +204,15 @@ class PruneReport(BaseModel):
 
 
 def _size(n: int) -> str:
-    value, unit = float(n), "B"
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            break
+    """Bytes as people read them: 812 B, 3.4 MB (powers of 1000)."""
+    if n < 1000:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("kB", "MB", "GB"):
         value /= 1000
-    return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        if value < 1000:
+            return f"{value:.1f} {unit}"
+    return f"{value / 1000:.1f} TB"
 
 
 @dataclass
@@ -216,8 +220,8 @@ class _Key:
     """What the databases say of one evidence key."""
 
     severity: str = CASE_ONLY
-    last_needed: datetime = datetime.min.replace(tzinfo=UTC)
-    expires: datetime = datetime.min.replace(tzinfo=UTC)  # removable by age from then on
+    last_needed: datetime = _EPOCH
+    expires: datetime = _EPOCH  # removable by age from then on
     forever: bool = False  # some event or case keeps it with keep days 0
     hold: Literal["open_case", "open_incident"] | None = None
 
@@ -312,7 +316,7 @@ def _choose(
                 held.add(size)
         elif not item.forever and item.expires <= now:
             if (size := _file_size(evidence, key)) is not None:
-                report.count(RemovedFile(key=key, bytes=size, reason="age", severity=item.severity, **_last(item)))
+                report.count(_removed(key, size, "age", item))
         else:
             candidates.append((item.last_needed, key, item))
     disk = report.disk_before.less(report.removed.bytes)
@@ -323,14 +327,14 @@ def _choose(
         if disk.used_pct < policy.low_water_pct:
             break
         if (size := _file_size(evidence, key)) is not None:
-            report.count(RemovedFile(key=key, bytes=size, reason="high_water", severity=item.severity, **_last(item)))
+            report.count(_removed(key, size, "high_water", item))
             disk = disk.less(size)
     if disk.used_pct >= policy.low_water_pct:
         logger.warning("retention: disk still %.1f%% used after removing all removable evidence", disk.used_pct)
 
 
-def _last(item: _Key) -> dict[str, datetime]:
-    return {"last_needed": item.last_needed}
+def _removed(key: str, size: int, reason: Reason, item: _Key) -> RemovedFile:
+    return RemovedFile(key=key, bytes=size, reason=reason, severity=item.severity, last_needed=item.last_needed)
 
 
 def _remove(evidence: EvidenceStore, events_db: Path, files: Sequence[RemovedFile], now: datetime) -> None:
@@ -367,6 +371,8 @@ def prune(
 
     `cases_db` None: there are no cases (only events and their incidents decide). `disk_usage` measures the disk
     holding `evidence.root` (`shutil.disk_usage`)."""
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
     facts = _Facts()
     open_incidents = _case_facts(facts, cases_db, policy)
     _event_facts(facts, events_db, open_incidents, policy)

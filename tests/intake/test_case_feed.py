@@ -126,3 +126,17 @@ def test_cards_are_raised_once_each_at_their_deadlines(cases: CaseStore, tmp_pat
     assert final is not None and final.cards == ["yellow", "red"]
     assert [a.action for a in final.audit][-2:] == ["card_yellow", "card_red"]
     store.close()
+
+
+def test_a_human_report_after_a_camera_case_links_to_it(events: EventStore, cases: CaseStore) -> None:
+    [opened] = incident(1, EventState.open)
+    events.add(opened.model_copy(update={"category": "0501", "grid_code": "310101001001"}))  # type: ignore[attr-defined]
+    feed_of(events, cases).run_once()
+    [camera] = cases.list()
+    worker = CaseCreate(sender_id="app:9", category="0501", grid_code="310101001001", description="流动摊贩")
+    human, _ = cases.create(worker, actor="gw-7", role="operator", at=BASE_TIME + timedelta(minutes=20))
+    assert human.linked == [camera.id]
+    assert cases.get(camera.id).linked == [human.id]  # type: ignore[union-attr]
+    # a report of another category or grid is not linked
+    other = CaseCreate(sender_id="app:10", category="0505", grid_code="310101001001")
+    assert cases.create(other, actor="gw-7", role="operator", at=BASE_TIME + timedelta(minutes=21))[0].linked == []
