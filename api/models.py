@@ -39,6 +39,21 @@ class Problem(BaseModel):
     detail: str
 
 
+class FieldError(BaseModel):
+    """One field that failed validation, as FastAPI reports it."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Unprocessable(BaseModel):
+    """A 422: the fields that failed validation (a list, as FastAPI reports them), or why the request cannot be
+    done (a sentence)."""
+
+    detail: str | list[FieldError]
+
+
 AUTH_ERRORS: dict[int | str, dict[str, object]] = {401: {"model": Problem}, 403: {"model": Problem}}
 """The `responses` of a route that needs a role: 401 without good credentials, 403 for a role too low."""
 

@@ -221,7 +221,7 @@ class _Key:
 
     severity: str = CASE_ONLY
     last_needed: datetime = _EPOCH
-    expires: datetime = _EPOCH  # removable by age from then on
+    expires: datetime = _EPOCH  # removable by age once past this
     forever: bool = False  # some event or case keeps it with keep days 0
     hold: Literal["open_case", "open_incident"] | None = None
 
@@ -314,7 +314,7 @@ def _choose(
             if (size := _file_size(evidence, key)) is not None:
                 held = report.kept_open_case if item.hold == "open_case" else report.kept_open_incident
                 held.add(size)
-        elif not item.forever and item.expires <= now:
+        elif not item.forever and item.expires < now:  # strictly past its keep
             if (size := _file_size(evidence, key)) is not None:
                 report.count(_removed(key, size, "age", item))
         else:

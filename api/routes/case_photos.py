@@ -120,6 +120,7 @@ def _stored(evidence: EvidenceStore, photos: list[bytes], stage: Stage) -> list[
     operation_id="add_case_photos",
     response_model=CaseView,
     responses={
+        400: {"model": Problem, "description": "a malformed form, or more fields than photos and a stage"},
         404: {"model": Problem},
         409: {"model": Refused, "description": "the case is closed or rejected"},
         413: {"model": Problem, "description": f"a photo over {MAX_PHOTO_BYTES} bytes or more than {MAX_PHOTOS}"},

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CasesDep, OperatorDep, ViewerDep
-from api.models import AUTH_ERRORS, Problem
+from api.models import AUTH_ERRORS, Problem, Unprocessable
 from intake.case_model import ActionRequest, Case, CaseCreate, CaseState, Source
 from intake.case_store import CaseNotFoundError
 from intake.store import ULID_PATTERN
@@ -44,6 +44,10 @@ class CasePage(BaseModel):
     next: str | None = Field(description="cursor for the next (older) page; null on the last page")
 
 
+# FastAPI's answer, before any check of the caller, to a body that is not UTF-8 (a body that is not JSON: 422)
+UNPARSABLE: dict[int | str, dict[str, object]] = {400: {"model": Problem, "description": "a body that cannot be read"}}
+
+
 class Refused(BaseModel):
     """A refused action: why, and the actions the caller may take instead."""
 
@@ -55,7 +59,12 @@ class Refused(BaseModel):
     "",
     operation_id="report_case",
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"model": CaseView, "description": "already reported with this sender_id"}, **AUTH_ERRORS},
+    responses={
+        200: {"model": CaseView, "description": "already reported with this sender_id"},
+        422: {"model": Unprocessable, "description": "not a report, or a camera or sensor report"},
+        **UNPARSABLE,
+        **AUTH_ERRORS,
+    },
 )
 def report_case(report: CaseCreate, caller: OperatorDep, cases: CasesDep, response: Response) -> CaseView:
     """A report; posting the same `sender_id` again returns the case made the first time (200, not 201).
@@ -95,7 +104,7 @@ def get_case(caller: ViewerDep, cases: CasesDep, case_id: Annotated[str, PathPar
     "/{case_id}/actions/{action}",
     operation_id="act_on_case",
     response_model=CaseView,
-    responses={404: {"model": Problem}, 409: {"model": Refused}, 403: {"model": Refused}, **AUTH_ERRORS},
+    responses={404: {"model": Problem}, 409: {"model": Refused}, 403: {"model": Refused}, **UNPARSABLE, **AUTH_ERRORS},
 )
 def act_on_case(
     caller: OperatorDep,

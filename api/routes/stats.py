@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import ValidationError
 
 from api.deps import CasesDep, RuleAuthorDep, ViewerDep
-from api.models import AUTH_ERRORS, Problem
+from api.models import AUTH_ERRORS, Unprocessable
 from intake.stats import (
     CaseStats,
     CategoryLevel,
@@ -33,7 +33,7 @@ MOMENT_PATTERN = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
     r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?$"
 )
-RANGE_ERRORS: dict[int | str, dict[str, object]] = {422: {"model": Problem}, **AUTH_ERRORS}
+RANGE_ERRORS: dict[int | str, dict[str, object]] = {422: {"model": Unprocessable}, **AUTH_ERRORS}
 Since = Annotated[
     str | None,
     Query(
