@@ -14,6 +14,7 @@ from api.app import ApiDeps, create_app
 from api.auth import ROLES, AuthConfig
 from core.settings import ApiRole, ApiToken
 from intake.bus import EventBus
+from intake.case_store import CaseStore
 from intake.evidence import EvidenceStore
 from intake.sink import IntakeSink
 from intake.store import EventStore
@@ -85,3 +86,19 @@ def secured_parts(parts: Parts) -> Parts:
 def secured(secured_parts: Parts) -> Iterator[TestClient]:
     with TestClient(create_app(secured_parts.deps)) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def cases(tmp_path: Path) -> Iterator[CaseStore]:
+    """A real case store in the test's folder."""
+    store = CaseStore(tmp_path / "cases.sqlite3")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def api(parts: Parts, cases: CaseStore) -> Iterator[TestClient]:
+    """The app with one token per role and a case store."""
+    deps = dataclasses.replace(parts.deps, auth=make_auth(), cases=cases)
+    with TestClient(create_app(deps)) as client:
+        yield client

@@ -3,19 +3,14 @@ checks on every route; refused actions list what is allowed; every step audited.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from core.settings import ApiRole
-from intake.case_store import CaseStore
-from tests.api.conftest import Parts, bearer, make_auth
+from tests.api.conftest import bearer
 
 REPORT = {
     "sender_id": "app-7f3a:0001",
@@ -27,20 +22,6 @@ REPORT = {
     "lat": 31.2304,
     "reporter": {"name": "张网格", "id": "GW-0117"},
 }
-
-
-@pytest.fixture
-def cases(tmp_path: Path) -> Iterator[CaseStore]:
-    store = CaseStore(tmp_path / "cases.sqlite3")
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def api(parts: Parts, cases: CaseStore) -> Iterator[TestClient]:
-    deps = dataclasses.replace(parts.deps, auth=make_auth(), cases=cases)
-    with TestClient(create_app(deps)) as client:
-        yield client
 
 
 def act(api: TestClient, case_id: str, action: str, role: ApiRole = "operator", **body: Any) -> Any:

@@ -3,20 +3,16 @@ who may read which, the default range and the validation of the range."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from core.settings import ApiRole
 from intake.case_model import Source
 from intake.case_store import CaseStore
-from tests.api.conftest import Parts, bearer, make_auth
+from tests.api.conftest import bearer
 from tests.intake.case_builders import report
 
 LOOP: list[tuple[str, dict[str, Any]]] = [
@@ -27,20 +23,6 @@ LOOP: list[tuple[str, dict[str, Any]]] = [
 ]
 LOOP += [("extend", {"workdays": 2}), ("handled", {}), ("check", {}), ("rework", {}), ("start", {})]
 LOOP += [("handled", {}), ("check", {}), ("close", {})]
-
-
-@pytest.fixture
-def cases(tmp_path: Path) -> Iterator[CaseStore]:
-    store = CaseStore(tmp_path / "cases.sqlite3")
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def api(parts: Parts, cases: CaseStore) -> Iterator[TestClient]:
-    deps = dataclasses.replace(parts.deps, auth=make_auth(), cases=cases)
-    with TestClient(create_app(deps)) as client:
-        yield client
 
 
 def post_report(api: TestClient, sender: str, source: str = "grid_worker") -> Any:
