@@ -67,11 +67,15 @@ class Intake:
         if self.retention is not None:
             self.retention.stop()
         self.feed.stop()
-        self.feed.run_once()  # what the patrol stored before it stopped
-        if self.outbox is not None:
-            self.outbox.stop()
-            self.outbox.close()
-        self.cases.close()
+        try:
+            self.feed.run_once()  # what the patrol stored before it stopped
+        except Exception:  # stopping goes on; the events stay in the event store for the next start
+            logger.exception("last case feed pass failed at stop")
+        finally:
+            if self.outbox is not None:
+                self.outbox.stop()
+                self.outbox.close()
+            self.cases.close()
 
     def health(self) -> dict[str, object]:
         out: dict[str, object] = {"feed": vars(self.feed.stats).copy()}

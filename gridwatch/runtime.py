@@ -276,13 +276,13 @@ class Runtime:
     def stop(self) -> None:
         self.stop_event.set()
         self.patrol.stop()
+        if self.handoff is not None:
+            self.handoff.stop()  # what the patrol handed off, into the event store
         try:
-            self.close_incidents()
+            self.close_incidents()  # straight into the store: the hand-off has stopped
         except Exception:  # stopping goes on: the store and the state are still to be closed and saved
             logger.exception("open incidents not closed at stop")
         self.save_rule_state()
-        if self.handoff is not None:
-            self.handoff.stop()  # what the patrol handed off (and the closes above) into the event store
         if self.intake is not None:
             self.intake.stop()
         self.batcher.close()
@@ -351,6 +351,7 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
     intake = build_intake(config_dir, settings, store, categories, clock) if settings.intake.cases else None
     if intake is not None:
         sink = NotifyingSink(sink, intake.feed.notify)
+    stored = sink  # what the closes at stop go through, after the hand-off has drained
     handoff = QueuedSink(sink, maxsize=settings.intake.handoff_queue)
     sink = handoff
     rules = RulesHolder(
@@ -402,7 +403,7 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
         for tracker, known in ((rules.incidents, facts), (health.tracker, health_facts)):
             for change in tracker.close_all("gridwatch stopped", at):
                 rule = known.get(change.rule_id, RuleFacts(change.rule_id, "", "", Severity.info))
-                deliver_close(sink, change, rule, by_id)
+                deliver_close(stored, change, rule, by_id)
 
     runtime = Runtime(
         settings, patrol, batcher, rules, store, bus, app, threading.Event(), close_incidents, intake, handoff

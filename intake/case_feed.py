@@ -11,6 +11,7 @@ applying an event twice changes nothing.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from datetime import datetime, timedelta
 
 from ulid import ULID
 
+from core.events import Event
 from intake.case_store import cursor, set_cursor
 from intake.incident_cases import IncidentCases
 from intake.store import EventStore
@@ -33,6 +35,7 @@ class FeedStats:
     applied: int = 0  # events that changed a case
     passes: int = 0
     failures: int = 0  # passes that failed (their events are applied by a later pass)
+    skipped: int = 0  # events that could not be applied at all (logged with their id)
     cursor: str = ""  # the id of the newest event read
 
 
@@ -81,8 +84,7 @@ class CaseFeed:
                 break
             with store.transaction() as conn:
                 for event in page:
-                    if self._incidents.apply_in(conn, event, now) is not None:
-                        applied += 1
+                    applied += self._apply_one(conn, event, now)
                 top = max(position, page[-1].id)
                 set_cursor(conn, CURSOR, top)
             position, start = top, page[-1].id
@@ -92,6 +94,21 @@ class CaseFeed:
         self.stats.passes += 1
         self.stats.cursor = position
         return applied
+
+    def _apply_one(self, conn: sqlite3.Connection, event: Event, now: datetime) -> int:
+        """Apply one event under a savepoint: an event that cannot be applied is logged, counted and passed over,
+        so one bad event never holds up the ones after it."""
+        conn.execute("SAVEPOINT feed_event")
+        try:
+            changed = self._incidents.apply_in(conn, event, now) is not None
+        except Exception:  # loop boundary: this event only
+            conn.execute("ROLLBACK TO SAVEPOINT feed_event")
+            conn.execute("RELEASE SAVEPOINT feed_event")
+            self.stats.skipped += 1
+            logger.exception("event %s of incident %s not made into a case; passed over", event.id, event.incident_id)
+            return 0
+        conn.execute("RELEASE SAVEPOINT feed_event")
+        return int(changed)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="case-feed", daemon=True)

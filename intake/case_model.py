@@ -11,12 +11,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from core.events import Evidence
 
 logger = logging.getLogger(__name__)
 
+INCIDENT_PREFIX = "incident:"  # the sender id of a case made from an incident: incident:<incident id>
 CASE_NUMBER_PATTERN = r"^[0-9]{4}-[0-9]{6,}$"
 SenderId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")]
 Text = Annotated[str, Field(max_length=4000)]
@@ -85,6 +87,16 @@ class CaseCreate(BaseModel):
     complexity: Complexity = "general"
     reporter: Reporter = Field(default_factory=Reporter)
     occurred_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _incident_ids_are_the_intakes(self) -> CaseCreate:
+        if self.sender_id.startswith(INCIDENT_PREFIX) and self.source not in (Source.camera, Source.sensor):
+            raise PydanticCustomError(
+                "sender_id_reserved",
+                "sender ids starting with {prefix} are the intake's own",
+                {"prefix": repr(INCIDENT_PREFIX)},
+            )
+        return self
 
 
 class AuditEntry(BaseModel):

@@ -28,7 +28,7 @@ from intake.deadlines import Card, Deadlines, cards_due
 from intake.grids import GridMap
 from intake.outbox_store import OUTBOX_MIGRATION, enqueue
 from intake.sqlite import apply_migrations, connect, iso_utc, use_wal
-from intake.workflow import Step, plan
+from intake.workflow import Step, TransitionRefusedError, allowed_actions, plan
 from rules.categories import CategoryTable
 
 logger = logging.getLogger(__name__)
@@ -98,6 +98,8 @@ class NoDeadlines:
 
 # the work is done (handled, being checked, closed) or refused: no card comes any more
 DONE_STATES = FINAL_STATES | {CaseState.handled, CaseState.checking}
+# no card either while suspended (挂起): the clock stops, and resuming moves the deadlines by the time spent
+NO_CARD_STATES = DONE_STATES | {CaseState.suspended}
 
 
 def deadlines_of(case: Case) -> Deadlines | None:
@@ -115,7 +117,7 @@ def deadline_fields(found: Deadlines | str) -> dict[str, object]:
 
 def next_card_at(case: Case) -> str:
     """When the sweeper must next look at the case: the earliest card deadline not carded yet ('' for none)."""
-    if case.state in DONE_STATES:
+    if case.state in NO_CARD_STATES:
         return ""
     due = [
         at for kind, at in (("yellow", case.due_by), ("red", case.red_by)) if at is not None and kind not in case.cards
@@ -171,10 +173,11 @@ class CaseStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
     @contextmanager
     def _reader(self) -> Iterator[sqlite3.Connection]:
@@ -384,6 +387,8 @@ class CaseStore:
             if case is None:
                 raise CaseNotFoundError(case_id)
             step = plan(case, action, role, request)
+            if action == "duplicate":
+                self._check_original(conn, case, request.duplicate_of)
             changed = self._applied(case, step, request, at)
             self.save(conn, changed)
             note = request.note or step.action.label
@@ -397,6 +402,12 @@ class CaseStore:
             self.notify(conn, changed, f"case.{action}")
         logger.info("case %s: %s by %s (%s -> %s)", case.number, action, actor, step.before.value, step.after.value)
         return self.get(case_id) or changed
+
+    def _check_original(self, conn: sqlite3.Connection, case: Case, original_id: str) -> None:
+        """A duplicate names another case that exists."""
+        if original_id == case.id or self.read(conn, original_id) is None:
+            allowed = allowed_actions(case.state, "admin")
+            raise TransitionRefusedError(f"duplicate_of {original_id!r} is not another case", allowed)
 
     def _applied(self, case: Case, step: Step, request: ActionRequest, at: datetime) -> Case:
         update: dict[str, object] = {"state": step.after, "updated_at": at}
@@ -476,7 +487,7 @@ def sweep_cards(store: CaseStore, now: datetime) -> list[tuple[Case, Card]]:
             deadlines = deadlines_of(case) if case is not None else None
             if case is None or deadlines is None:
                 continue
-            cards = cards_due(deadlines, state_is_done=case.state in DONE_STATES, cards_already=case.cards, now=now)
+            cards = cards_due(deadlines, state_is_done=case.state in NO_CARD_STATES, cards_already=case.cards, now=now)
             changed = case.model_copy(update={"cards": [*case.cards, *(c.kind for c in cards)], "updated_at": now})
             store.save(conn, changed)
             for card in cards:

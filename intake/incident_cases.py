@@ -7,7 +7,7 @@ import sqlite3
 from datetime import datetime, timedelta
 
 from core.events import Event, EventState
-from intake.case_model import AuditEntry, Case, CaseCreate, Reporter, Source
+from intake.case_model import INCIDENT_PREFIX, AuditEntry, Case, CaseCreate, Reporter, Source
 from intake.case_store import CaseStore
 from intake.sqlite import iso_utc
 
@@ -37,7 +37,9 @@ class IncidentCases:
 
     def apply_in(self, conn: sqlite3.Connection, event: Event, at: datetime) -> Case | None:
         """`apply` inside the caller's transaction. An event older than the last one applied of its incident
-        (a replay) changes nothing."""
+        (a replay) changes nothing, nor does an event without an incident."""
+        if not event.incident_id:
+            return None
         row = conn.execute(
             "SELECT last_event FROM case_incidents WHERE incident_id = ?", (event.incident_id,)
         ).fetchone()
@@ -79,14 +81,14 @@ class IncidentCases:
         store = self.store
         source = Source.sensor if event.rule_kind.startswith("sensor") else Source.camera
         report = CaseCreate(
-            sender_id=f"incident:{event.incident_id}",
+            sender_id=f"{INCIDENT_PREFIX}{event.incident_id}",
             source=source,
             category=_category(event),
-            description=event.reason,
+            description=event.reason[:4000],
             lon=event.lon,
             lat=event.lat,
             grid_code=event.grid_code,
-            reporter=Reporter(camera_id=event.camera_id, rule_id=event.rule_id, model=event.model),
+            reporter=Reporter(camera_id=event.camera_id[:64], rule_id=event.rule_id[:64], model=event.model[:100]),
         )
         extra = {
             "evidence": event.evidence,

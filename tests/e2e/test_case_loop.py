@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from gridwatch.modelstore import fetch_model
 from gridwatch.runtime import Runtime, build_runtime, load_settings
+from intake.store import EventStore
 from tests.intake.outbox_builders import make_secret
 from tests.intake.receiver import Receiver, running
 from tests.support.assets import ROOT
@@ -63,7 +64,8 @@ def runtime(config: Path, tmp_path: Path, receiver: Receiver) -> Iterator[Runtim
     built = build_runtime(config, load_settings(config))
     built.start()
     yield built
-    built.stop()
+    if not built.stop_event.is_set():  # the test may have stopped it itself
+        built.stop()
 
 
 def test_a_camera_incident_goes_round_the_loop_and_reaches_the_city_platform(
@@ -108,3 +110,8 @@ def test_a_camera_incident_goes_round_the_loop_and_reaches_the_city_platform(
     assert len(receiver.ids()) == len(set(receiver.ids()))
     closed = [a for a in receiver.arrivals if a.data.get("id") == case["id"] and a.type == "case.close"]
     assert closed[0].data["state"] == "closed" and closed[0].data["department"] == "校园保卫处"
+    # and at stop, every incident still open is closed in the store ("gridwatch stopped"), none left hanging
+    runtime.stop()
+    with EventStore(runtime.settings.data_dir / "events.sqlite3") as store:
+        assert store.list_incidents(state="open") == []
+        assert store.list_incidents(state="closed")

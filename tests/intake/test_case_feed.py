@@ -14,11 +14,12 @@ from core.events import EventState
 from intake.calendar import WorkCalendar
 from intake.case_deadlines import CalendarDeadlines
 from intake.case_feed import CaseFeed
-from intake.case_model import CaseCreate
+from intake.case_model import ActionRequest, CaseCreate
 from intake.case_store import CaseStore, sweep_cards
 from intake.deadlines import DeadlinePolicy
 from intake.incident_cases import IncidentCases
 from intake.store import EventStore
+from intake.workflow import TransitionRefusedError
 from tests.intake.builders import BASE_TIME, make_event, make_evidence, make_image_bytes
 
 NOW = BASE_TIME + timedelta(minutes=10)
@@ -140,3 +141,63 @@ def test_a_human_report_after_a_camera_case_links_to_it(events: EventStore, case
     # a report of another category or grid is not linked
     other = CaseCreate(sender_id="app:10", category="0505", grid_code="310101001001")
     assert cases.create(other, actor="gw-7", role="operator", at=BASE_TIME + timedelta(minutes=21))[0].linked == []
+
+
+def test_one_event_that_cannot_be_made_a_case_never_holds_up_the_others(events: EventStore, cases: CaseStore) -> None:
+    # given: an event whose case cannot be made (its incident id already taken by another case), then a good one
+    [bad] = incident(1, EventState.open)
+    [good] = incident(2, EventState.open, start_s=30, camera="cam-2")
+    taken = CaseCreate(sender_id=f"incident:{bad.incident_id}", source="camera", category="05")  # type: ignore[attr-defined]
+    cases.create(taken, actor="x", role="operator", at=BASE_TIME)
+    events.add(bad)  # type: ignore[arg-type]
+    events.add(good)  # type: ignore[arg-type]
+    feed = feed_of(events, cases, merge_window_s=0)
+    # when
+    feed.run_once()
+    # then: the bad one is passed over and counted, the good one is a case, and the next pass goes on from there
+    assert feed.stats.skipped == 1
+    assert sorted(c.reporter.camera_id for c in cases.list()) == ["", "cam-2"]
+    assert feed.run_once() == 0
+
+
+def test_an_event_without_an_incident_makes_no_case(events: EventStore, cases: CaseStore) -> None:
+    events.add(make_event(0, camera_id="cam-1"))
+    events.add(make_event(1, camera_id="cam-9"))
+    assert feed_of(events, cases).run_once() == 0
+    assert cases.list() == []
+
+
+def test_an_overlong_reason_is_cut_to_the_description_limit(events: EventStore, cases: CaseStore) -> None:
+    [opened] = incident(1, EventState.open)
+    events.add(opened.model_copy(update={"reason": "很长 " * 3000}))  # type: ignore[attr-defined]
+    feed_of(events, cases).run_once()
+    [case] = cases.list()
+    assert len(case.description) == 4000
+
+
+def test_senders_may_not_use_the_intakes_incident_ids() -> None:
+    with pytest.raises(ValueError, match="sender ids starting with 'incident:' are the intake's own"):
+        CaseCreate(sender_id="incident:01K0000000000000000000000", category="05")
+
+
+def test_a_suspended_case_gets_no_card_and_its_deadlines_move_on_resume(tmp_path: Path) -> None:
+    store = CaseStore(tmp_path / "s.sqlite3", deadlines=CalendarDeadlines(DeadlinePolicy(), WorkCalendar()))
+    reported = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
+    case, _ = store.create(CaseCreate(sender_id="app:3", category="0505"), actor="gw", role="operator", at=reported)
+    store.transition(case.id, "accept", ActionRequest(), actor="op", role="operator", at=reported)
+    store.transition(case.id, "suspend", ActionRequest(), actor="boss", role="admin", at=reported)
+    assert sweep_cards(store, reported + timedelta(days=30)) == []
+    resumed = store.transition(
+        case.id, "resume", ActionRequest(), actor="boss", role="admin", at=reported + timedelta(days=30)
+    )
+    assert resumed.due_by is not None and case.due_by is not None and resumed.due_by > case.due_by
+    store.close()
+
+
+def test_a_duplicate_must_name_another_existing_case(cases: CaseStore) -> None:
+    case, _ = cases.create(CaseCreate(sender_id="app:4", category="05"), actor="gw", role="operator", at=BASE_TIME)
+    for original in (case.id, "01K0000000000000000000000X"):
+        with pytest.raises(TransitionRefusedError, match="is not another case"):
+            cases.transition(
+                case.id, "duplicate", ActionRequest(duplicate_of=original), actor="op", role="operator", at=BASE_TIME
+            )
