@@ -19,13 +19,12 @@ import av.error
 from core.errors import GridwatchError
 from core.events import Event, EventState
 from gridwatch.simulate import IMAGE_SUFFIXES, MemoDetector, Simulation, simulate_patrol
+from incidents.events import VERBS
 from ingest.cameras import Camera
 from ingest.visit import DetectorLike
 from rules.engine import RuleEngine
 
 logger = logging.getLogger(__name__)
-
-VERBS = {EventState.open: "opened", EventState.update: "updated", EventState.close: "closed"}
 
 
 def clip_seconds(source: Path) -> float:

@@ -15,6 +15,8 @@ from incidents.tracker import IncidentChange
 
 logger = logging.getLogger(__name__)
 
+VERBS = {EventState.open: "opened", EventState.update: "updated", EventState.close: "closed"}
+
 
 @dataclass(frozen=True, slots=True)
 class Place:

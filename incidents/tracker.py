@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -227,12 +227,6 @@ class IncidentTracker:
                 for slot, inc in slots.items()
                 if inc.announced
             ]
-
-    def forget_rules(self, rule_ids: Iterable[str]) -> None:
-        drop = set(rule_ids)
-        with self._lock:
-            for key in [k for k in self._by_rule_camera if k[0] in drop]:
-                del self._by_rule_camera[key]
 
     def __len__(self) -> int:
         with self._lock:

@@ -13,10 +13,10 @@ from typing import Protocol
 import numpy as np
 
 from core.clock import Clock
-from core.events import Event, EventState
+from core.events import Event
 from core.sink import EventSink, SinkBusyError
 from core.types import Detections, Frame, Image, Observation, ObservedFrame
-from incidents.events import Place, RuleFacts, Sighting, incident_event, snapshot_of
+from incidents.events import VERBS, Place, RuleFacts, Sighting, incident_event, snapshot_of
 from incidents.tracker import IncidentChange, IncidentPolicy, IncidentTracker
 from ingest.cameras import Camera
 from rules.engine import RuleOutcome
@@ -154,7 +154,7 @@ class VisitPipeline:
             self.incidents.undeliver(change)  # not delivered: the next visit tries again
             logger.exception("incident %s of camera %s rule %s not delivered", change.incident_id, camera.id, rule.id)
             return None
-        verb = {EventState.open: "opened", EventState.update: "updated", EventState.close: "closed"}[change.state]
+        verb = VERBS[change.state]
         logger.info("incident %s %s: camera %s rule %s %s", change.incident_id, verb, camera.id, rule.id, event.reason)
         return event
 

@@ -13,7 +13,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -27,7 +27,7 @@ from intake.case_model import FINAL_STATES, ActionRequest, AuditEntry, Case, Cas
 from intake.deadlines import Card, Deadlines, cards_due
 from intake.grids import GridMap
 from intake.outbox_store import OUTBOX_MIGRATION, enqueue
-from intake.sqlite import apply_migrations, connect, iso_utc, use_wal
+from intake.sqlite import apply_migrations, connect, connect_read_only, iso_utc, use_wal
 from intake.workflow import Step, TransitionRefusedError, allowed_actions, plan
 from rules.categories import CategoryTable
 
@@ -119,11 +119,8 @@ def next_card_at(case: Case) -> str:
     """When the sweeper must next look at the case: the earliest card deadline not carded yet ('' for none)."""
     if case.state in NO_CARD_STATES:
         return ""
-    due = [
-        at for kind, at in (("yellow", case.due_by), ("red", case.red_by)) if at is not None and kind not in case.cards
-    ]
-    if case.complexity == "complex" and "red" not in case.cards and case.red_by is not None:
-        due = [case.red_by]
+    thresholds = [("yellow", case.due_by)] if case.complexity == "general" else []  # as `cards_due` raises them
+    due = [at for kind, at in [*thresholds, ("red", case.red_by)] if at is not None and kind not in case.cards]
     return iso_utc(min(due)) if due else ""
 
 
@@ -179,24 +176,14 @@ class CaseStore:
                     conn.execute("ROLLBACK")
                 raise
 
-    @contextmanager
-    def _reader(self) -> Iterator[sqlite3.Connection]:
-        conn = connect(self.db_path.resolve().as_uri() + "?mode=ro", uri=True)
-        try:
-            yield conn
-        finally:
-            conn.close()
+    def _reader(self) -> closing[sqlite3.Connection]:
+        return closing(connect_read_only(self.db_path))
 
     # --- reading
 
     def get(self, case_id: str) -> Case | None:
         with self._reader() as conn:
             return self.read(conn, case_id)
-
-    def by_sender(self, sender_id: str) -> Case | None:
-        with self._reader() as conn:
-            row = conn.execute("SELECT id FROM cases WHERE sender_id = ?", (sender_id,)).fetchone()
-            return None if row is None else self.read(conn, str(row[0]))
 
     def read(self, conn: sqlite3.Connection, case_id: str) -> Case | None:
         row = conn.execute("SELECT body FROM cases WHERE id = ?", (case_id,)).fetchone()

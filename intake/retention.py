@@ -34,7 +34,7 @@ from core.events import Severity
 from core.settings import RetentionSettings
 from intake.case_model import FINAL_STATES
 from intake.evidence import EvidenceError, EvidenceStore, validate_key
-from intake.sqlite import connect, iso_utc
+from intake.sqlite import connect, connect_read_only, iso_utc
 
 logger = logging.getLogger(__name__)
 
@@ -255,7 +255,7 @@ def _moment(text: object) -> datetime:
 def _read_only(db: Path) -> Iterator[sqlite3.Connection]:
     if not db.is_file():
         raise RetentionError(f"retention: no database at {db}")
-    with closing(connect(db.resolve().as_uri() + "?mode=ro", uri=True)) as conn:
+    with closing(connect_read_only(db)) as conn:
         yield conn
 
 

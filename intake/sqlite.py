@@ -27,6 +27,11 @@ def connect(target: str | Path, *, uri: bool = False) -> sqlite3.Connection:
     return conn
 
 
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to a store's file: under WAL it reads beside the writer without blocking it."""
+    return connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+
+
 def use_wal(conn: sqlite3.Connection, what: str) -> None:
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if str(mode).lower() != "wal":

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import closing
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -20,7 +20,7 @@ from typing import Any, Literal, Self
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from intake.case_store import LOCAL
-from intake.sqlite import connect, iso_utc
+from intake.sqlite import connect_read_only, iso_utc
 
 logger = logging.getLogger(__name__)
 
@@ -180,13 +180,8 @@ class CaseStats:
     def __init__(self, db_path: Path) -> None:
         self.db_path = db_path
 
-    @contextmanager
-    def _reader(self) -> Iterator[sqlite3.Connection]:
-        conn = connect(self.db_path.resolve().as_uri() + "?mode=ro", uri=True)
-        try:
-            yield conn
-        finally:
-            conn.close()
+    def _reader(self) -> closing[sqlite3.Connection]:
+        return closing(connect_read_only(self.db_path))
 
     def report(self, window: StatsRange, by: GroupBy, level: CategoryLevel = "major") -> StatsReport:
         """The loop's figures per `by` group; `level` picks major (2 digits) or minor (4) classes for categories."""

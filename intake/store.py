@@ -21,7 +21,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.events import Event, EventState, Evidence
-from intake.sqlite import apply_migrations, connect, iso_utc, use_wal
+from intake.sqlite import apply_migrations, connect, connect_read_only, iso_utc, use_wal
 
 logger = logging.getLogger(__name__)
 
@@ -289,7 +289,7 @@ class EventStore:
 
     def _open_reader(self) -> sqlite3.Connection:
         """A new read-only connection to the store's file (WAL: it reads beside the writer)."""
-        return connect(self.db_path.resolve().as_uri() + "?mode=ro", uri=True)
+        return connect_read_only(self.db_path)
 
     def _migrate(self) -> None:
         apply_migrations(self._conn, MIGRATIONS, f"event store {self.db_path}")

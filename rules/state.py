@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Protocol, TypeVar
 
 logger = logging.getLogger(__name__)
@@ -65,9 +65,3 @@ class InMemoryRuleState:
     def __len__(self) -> int:
         with self._lock:
             return sum(len(v) for v in self._states.values())
-
-
-def state_of(store: RuleStateStore, fingerprint: str, camera_id: str, kind: type[S], new: Callable[[], S]) -> S:
-    """The stored state of type `kind`, or a fresh one from `new()` (also when a stored one has another type)."""
-    found = store.get(fingerprint, camera_id)
-    return found if isinstance(found, kind) else new()
