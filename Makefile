@@ -8,7 +8,7 @@ export GRIDWATCH_MODEL_MIRROR ?= $(if $(wildcard $(SHARED)/models),$(SHARED)/mod
 export GRIDWATCH_MEDIA_MIRROR ?= $(if $(wildcard $(SHARED)/media),$(SHARED)/media,)
 DEMO_MEDIA := var/media
 DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
-        gstreamer1.0-plugins-bad chromium
+        gstreamer1.0-plugins-bad chromium postgresql
 APT := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
 .PHONY: help setup dev sysdeps models media demo test lint typecheck unit bench bench-gpu clean
@@ -37,10 +37,11 @@ $(VENV)/.dev: $(BIN)/gridwatch
 setup: $(BIN)/gridwatch
 dev: $(VENV)/.dev
 
-# Debian packages: the GStreamer RTSP server (tests' cameras) and Chromium (alert wall tests)
+# Debian packages: the GStreamer RTSP server (tests' cameras), Chromium (alert wall tests) and PostgreSQL (the
+# storage tests start their own server from its binaries; the package's own cluster is not used)
 sysdeps:
 	@if ! /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import GstRtspServer' 2>/dev/null \
-	   || ! command -v chromium >/dev/null; then \
+	   || ! command -v chromium >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 	  echo "installing Debian packages: $(DEBS)"; \
 	  $(APT) update -qq && $(APT) install -y -qq $(DEBS) >/dev/null; \
 	fi

@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from api.deps import STATE_KEY, ApiDeps
 from api.routes import (
     case_photos,
+    case_reports,
     cases,
     events,
     evidence,
@@ -45,6 +46,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
     for module in (
         events,
         incidents,
+        case_reports,
         cases,
         case_photos,
         intake_webhook,

@@ -1,8 +1,9 @@
 """`python -m bench.intake`: what the grid-event intake costs.
 
-1. Case writes with evidence per second on SQLite: reports posted through `CaseStore.create` (each with its photo
-   evidence already stored), and camera incidents applied by the feed (`IncidentCases.apply`), one at a time on
-   one core, each its own transaction (fsync), as the intake runs them.
+1. Case writes with evidence per second on SQLite and on PostgreSQL (a real server started here, as the tests
+   do): reports posted through `CaseStore.create` (each with its photo evidence already stored), and camera
+   incidents applied by the feed (`IncidentCases.apply`), one at a time, each its own transaction (fsync), as the
+   intake runs them.
 2. What the intake adds to a patrol visit while the city platform is down: the time `emit` of the patrol's sink
    takes for an incident event with two real snapshot JPEGs (evidence files, the event row, the feed's wake-up),
    while the case feed applies the events and the outbox retries against a receiver that refuses connections.
@@ -47,6 +48,7 @@ from intake.sink import IntakeSink
 from intake.store import EventStore
 from tests.intake.builders import make_event, make_evidence, make_image_bytes
 from tests.support.assets import media_mirror
+from tests.support.postgres import postgres_server
 
 logger = logging.getLogger("bench.intake")
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,15 +62,17 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _store(folder: Path, targets: Sequence[str] = ()) -> CaseStore:
+def _store(where: Path | str, targets: Sequence[str] = ()) -> CaseStore:
+    """A case store in the folder `where` (SQLite) or the PostgreSQL database it names."""
     deadlines = CalendarDeadlines(DeadlinePolicy(), WorkCalendar())
-    return CaseStore(folder / "cases.sqlite3", deadlines=deadlines, targets=targets)
+    target = where / "cases.sqlite3" if isinstance(where, Path) else where
+    return CaseStore(target, deadlines=deadlines, targets=targets)
 
 
-def report_writes(folder: Path, n: int) -> float:
+def report_writes(where: Path | str, evidence_folder: Path, n: int) -> float:
     """Reports with a photo each, written one by one: cases per second."""
-    evidence_store = EvidenceStore(folder / "evidence")
-    store = _store(folder, ["city"])
+    evidence_store = EvidenceStore(evidence_folder)
+    store = _store(where, ["city"])
     photos = [make_image_bytes(i) for i in range(16)]
     at = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
     t0 = time.perf_counter()
@@ -82,9 +86,9 @@ def report_writes(folder: Path, n: int) -> float:
     return rate
 
 
-def incident_writes(folder: Path, n: int) -> float:
+def incident_writes(where: Path | str, n: int) -> float:
     """Camera incidents (an open with its snapshot) applied one by one: cases per second."""
-    store = _store(folder)
+    store = _store(where)
     cases = IncidentCases(store, merge_window_s=0)
     now = datetime.now(UTC)
     photos = [make_image_bytes(i) for i in range(16)]
@@ -131,7 +135,7 @@ def emit_costs(folder: Path, n: int, jpegs: Sequence[bytes], *, intake: bool, qu
     target = TargetSettings.model_validate(
         {"url": f"http://127.0.0.1:{_closed_port()}/down", "secret": SECRET, "timeout_s": 1.0, "backoff_base_s": 0.5}
     )
-    outbox = OutboxDelivery(store.db_path, {"city": target}, SystemClock(), poll_s=0.2)
+    outbox = OutboxDelivery(store.db, {"city": target}, SystemClock(), poll_s=0.2)
     handoff = QueuedSink(sink) if queued else None
     patrol_sink = handoff if handoff is not None else sink
     feed.start()
@@ -176,22 +180,27 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def section(
-    reports: float,
-    incidents: float,
+    reports: tuple[float, float],
+    incidents: tuple[float, float],
     rows: Sequence[tuple[str, list[float]]],
     cases_made: int,
     snapshot_kb: int,
+    pg_version: str,
 ) -> str:
     table = "\n".join(f"| {name} | {statistics.median(v):.3f} | {_pct(v, 99):.3f} |" for name, v in rows)
     return f"""{HEADING}
 
 How to run: `python -m bench.intake` (part of `make bench`). Machine: {platform.machine()}, {os.cpu_count()} cores,
-Python {platform.python_version()}; SQLite in WAL mode with `synchronous = FULL` (every commit reaches the disk).
+Python {platform.python_version()}. SQLite in WAL mode with `synchronous = FULL`; PostgreSQL {pg_version} on this
+machine over loopback TCP with its defaults (`fsync` and `synchronous_commit` on): on both, every commit reaches the
+disk before it returns. One writer at a time per store (SQLite's file lock, PostgreSQL's advisory lock).
 
-| what | per second | target |
-|---|---|---|
-| reports with a photo: `CaseStore.create` (deadline, audit row, outbox row) | {reports:,.0f} | >= 500 |
-| camera incidents into cases: `IncidentCases.apply` (merge and link checks, audit row) | {incidents:,.0f} | >= 500 |
+| what | SQLite per second | PostgreSQL per second | target |
+|---|---|---|---|
+| reports with a photo: `CaseStore.create` | {reports[0]:,.0f} | {reports[1]:,.0f} | >= 500 each |
+| camera incidents into cases: `IncidentCases.apply` | {incidents[0]:,.0f} | {incidents[1]:,.0f} | >= 500 each |
+
+A report's write is its number, deadline, audit row and outbox row; an incident's adds the merge and link checks.
 
 What a visit waits for when it hands an incident event with two snapshots of the footage (about {snapshot_kb} KB
 each) to the intake, {len(rows[0][1]):,} events 5 ms apart, the city platform down (connections refused):
@@ -220,8 +229,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         root = Path(tmp)
         (root / "r").mkdir()
         (root / "i").mkdir()
-        reports = report_writes(root / "r", args.writes)
-        incidents = incident_writes(root / "i", args.writes)
+        with postgres_server() as pg:
+            pg_version = pg.version()
+            reports = (
+                report_writes(root / "r", root / "r" / "evidence", args.writes),
+                report_writes(pg.new_database(), root / "pr" / "evidence", args.writes),
+            )
+            incidents = (incident_writes(root / "i", args.writes), incident_writes(pg.new_database(), args.writes))
         rows = [
             ("storing the event itself, no intake threads", emit_costs(root / "a", args.emits, jpegs, intake=False)),
             ("storing it itself, case feed + outbox running", emit_costs(root / "b", args.emits, jpegs, intake=True)),
@@ -233,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         done = CaseStore(root / "c" / "cases.sqlite3")
         cases_made = len(done.list(limit=100_000))
         done.close()
-    text = section(reports, incidents, rows, cases_made, snapshot_kb)
+    text = section(reports, incidents, rows, cases_made, snapshot_kb, pg_version)
     replace_section(args.out, HEADING, text)
     print(text)
     return 0

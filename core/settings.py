@@ -224,6 +224,9 @@ class IntakeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cases: bool = True  # keep cases (the closed loop); false: events and incidents only
+    # PostgreSQL for the event and case stores (postgresql://user:password@host:5432/db), so several hosts share
+    # them; none: SQLite files in data_dir. A secret: never logged or shown with its password.
+    database_url: SecretStr | None = None
     merge_window_s: float = Field(default=86_400.0, ge=0)  # repeats of one camera, category and zone join
     link_window_s: float = Field(default=3_600.0, ge=0)  # human reports in the same grid and category are linked
     sweep_s: float = Field(default=60.0, gt=0, le=3600)  # how often yellow and red cards are looked for
@@ -232,9 +235,18 @@ class IntakeSettings(BaseModel):
     handoff_queue: int = Field(default=256, ge=1, le=100_000)
     # where cases are forwarded (Standard Webhooks), by a name of your choice
     targets: dict[str, TargetSettings] = Field(default_factory=dict)
+    # days a delivered outbox row is kept (for `outbox replay` and audits); 0: for ever
+    outbox_keep_days: int = Field(default=7, ge=0, le=3650)
     # the secret external producers sign POST /api/v1/intake/webhook with; none: that route is closed
     inbound_secret: SecretStr | None = None
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("database_url must be a postgresql:// URL")
+        return value
 
     @field_validator("inbound_secret")
     @classmethod

@@ -13,7 +13,7 @@ from core.errors import ConfigError, GridwatchError
 from core.redact import RedactingFilter
 from detectors.manifest import load_manifest
 from gridwatch.dryrun import describe, dry_run, summary
-from gridwatch.intake_setup import CASES_FILE, EVENTS_FILE, EVIDENCE_DIR
+from gridwatch.intake_setup import EVIDENCE_DIR, store_targets
 from gridwatch.modelstore import fetch_model
 from gridwatch.runtime import build_detector, load_settings, run_forever
 from ingest.cameras import Camera, load_cameras
@@ -141,19 +141,19 @@ def _cmd_rules_test(args: argparse.Namespace) -> int:
 
 
 def _cmd_outbox_replay(args: argparse.Namespace) -> int:
-    print(replay_command(args.db, args.ids, args.dead))
+    target: Path | str = args.db if args.db is not None else store_targets(load_settings(args.config))[1]
+    print(replay_command(target, args.ids, args.dead))
     return 0
 
 
 def _cmd_evidence_prune(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    data = settings.data_dir
-    cases_db = data / CASES_FILE
+    events, cases = store_targets(settings)
     policy = RetentionPolicy.from_settings(settings.intake.retention, dry_run=args.dry_run)
     report = prune(
-        EvidenceStore(data / EVIDENCE_DIR),
-        data / EVENTS_FILE,
-        cases_db if cases_db.is_file() else None,
+        EvidenceStore(settings.data_dir / EVIDENCE_DIR),
+        events,
+        cases if not isinstance(cases, Path) or cases.is_file() else None,
         policy,
         datetime.now(UTC),
     )
@@ -219,7 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay = outbox.add_parser("replay", help="send deliveries again: the ids named, or with --dead the dead letters")
     replay.add_argument("ids", nargs="*", help="webhook ids (with --dead, only those that are dead letters)")
     replay.add_argument("--dead", action="store_true", help="dead letters only; with no ids, every dead letter")
-    replay.add_argument("--db", type=Path, required=True, help="the intake's SQLite file")
+    where = replay.add_mutually_exclusive_group(required=True)
+    where.add_argument("--db", type=Path, help="the case store's SQLite file")
+    where.add_argument("--config", type=Path, help="config folder: settings.yaml (data_dir or intake.database_url)")
     replay.set_defaults(func=_cmd_outbox_replay)
 
     evidence = sub.add_parser("evidence", help="evidence files").add_subparsers(dest="evidence_command", required=True)

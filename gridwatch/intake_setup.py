@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from core.clock import Clock
@@ -28,6 +29,15 @@ logger = logging.getLogger(__name__)
 CASES_FILE = "cases.sqlite3"
 EVIDENCE_DIR = "evidence"  # under data_dir, as the runtime stores it
 EVENTS_FILE = "events.sqlite3"
+
+
+def store_targets(settings: Settings) -> tuple[Path | str, Path | str]:
+    """Where the event and the case stores live: the PostgreSQL URL of `intake.database_url` for both, or the
+    SQLite files in `data_dir`."""
+    url = settings.intake.database_url
+    if url is not None:
+        return url.get_secret_value(), url.get_secret_value()
+    return settings.data_dir / EVENTS_FILE, settings.data_dir / CASES_FILE
 
 
 def _optional(config_dir: Path, name: str) -> Path | None:
@@ -94,7 +104,7 @@ def build_intake(
     grids_file = _optional(config_dir, "grids.geojson")
     grids = GridMap.from_geojson(grids_file) if grids_file is not None else None
     cases = CaseStore(
-        settings.data_dir / CASES_FILE,
+        store_targets(settings)[1],
         deadlines=CalendarDeadlines(policy, calendar),
         targets=list(conf.targets),
         grids=grids,
@@ -103,10 +113,11 @@ def build_intake(
     )
     incidents = IncidentCases(cases, merge_window_s=conf.merge_window_s, link_window_s=conf.link_window_s)
     feed = CaseFeed(events, incidents, clock.now, interval_s=conf.feed_interval_s)
-    outbox = OutboxDelivery(cases.db_path, conf.targets, clock) if conf.targets else None
+    keep_delivered = timedelta(days=conf.outbox_keep_days) if conf.outbox_keep_days else None
+    outbox = OutboxDelivery(cases.db, conf.targets, clock, keep_delivered=keep_delivered) if conf.targets else None
     logger.info(
         "intake: cases in %s, %d grids, %d delivery targets",
-        cases.db_path,
+        cases.db.label,
         len(grids) if grids is not None else 0,
         len(conf.targets),
     )
@@ -115,5 +126,5 @@ def build_intake(
     if keep.enabled:
         evidence = EvidenceStore(settings.data_dir / EVIDENCE_DIR)
         rules = RetentionPolicy.from_settings(keep)
-        retention = RetentionJob(evidence, events.db_path, cases.db_path, rules, clock.now, keep.every_s)
+        retention = RetentionJob(evidence, events.db, cases.db, rules, clock.now, keep.every_s)
     return Intake(cases, feed, outbox, clock, conf.sweep_s, retention)

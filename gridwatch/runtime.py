@@ -28,7 +28,7 @@ from detectors.batcher import MicroBatcher
 from detectors.detector import Detector
 from detectors.session import create_session, default_workers, usable_cores
 from gridwatch import __version__
-from gridwatch.intake_setup import Intake, build_intake
+from gridwatch.intake_setup import EVIDENCE_DIR, Intake, build_intake, store_targets
 from gridwatch.modelstore import resolve_model
 from gridwatch.rulestate import RULE_STATE_FILE, load_rule_state, save_rule_state
 from incidents.events import RuleFacts, incident_event
@@ -343,7 +343,8 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
     )
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
-    store, evidence, bus = EventStore(data / "events.sqlite3"), EvidenceStore(data / "evidence"), EventBus()
+    store, evidence, bus = EventStore(store_targets(settings)[0]), EvidenceStore(data / EVIDENCE_DIR), EventBus()
+    logger.info("events in %s", store.db.label)
     clock = SystemClock()
     sink: EventSink = IntakeSink(store, evidence, bus)
     by_id = {c.id: c for c in cameras}

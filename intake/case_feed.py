@@ -11,7 +11,6 @@ applying an event twice changes nothing.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from ulid import ULID
 
 from core.events import Event
 from intake.case_store import cursor, set_cursor
+from intake.db import Connection
 from intake.incident_cases import IncidentCases
 from intake.store import EventStore
 
@@ -95,7 +95,7 @@ class CaseFeed:
         self.stats.cursor = position
         return applied
 
-    def _apply_one(self, conn: sqlite3.Connection, event: Event, now: datetime) -> int:
+    def _apply_one(self, conn: Connection, event: Event, now: datetime) -> int:
         """Apply one event under a savepoint: an event that cannot be applied is logged, counted and passed over,
         so one bad event never holds up the ones after it."""
         conn.execute("SAVEPOINT feed_event")

@@ -1,8 +1,10 @@
-"""The case store: SQLite (WAL), one row per case with its audit trail, numbered per year, idempotent on the
-sender's id, and the webhook outbox in the same database, so a case change and its deliveries commit together.
+"""The case store: one row per case with its audit trail, numbered per year, idempotent on the sender's id, and
+the webhook outbox in the same database, so a case change and its deliveries commit together. SQLite (WAL) or
+PostgreSQL (`intake.db`).
 
-Writes go through one connection behind a lock, each in a `BEGIN IMMEDIATE` transaction; reads use short-lived
-read-only connections beside it (WAL). Deadlines come from a `DeadlineRules` handed in (the working-day calendar).
+Writes go through one connection behind a lock, each in a transaction that holds the store's writer lock (on
+PostgreSQL across hosts); reads use pooled read-only connections beside it. Deadlines come from a
+`DeadlineRules` handed in (the working-day calendar).
 """
 
 from __future__ import annotations
@@ -10,10 +12,9 @@ from __future__ import annotations
 import builtins
 import json
 import logging
-import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -24,10 +25,11 @@ from ulid import ULID
 from core.events import Evidence
 from core.settings import ApiRole
 from intake.case_model import FINAL_STATES, ActionRequest, AuditEntry, Case, CaseCreate, CaseState, Complexity, Source
+from intake.db import Connection, Database, DatabaseError, Migrations, ReadPool, open_database, transaction
 from intake.deadlines import Card, Deadlines, cards_due
 from intake.grids import GridMap
-from intake.outbox_store import OUTBOX_MIGRATION, enqueue
-from intake.sqlite import apply_migrations, connect, connect_read_only, iso_utc, use_wal
+from intake.outbox_store import OUTBOX_MIGRATION, POSTGRES_OUTBOX, enqueue
+from intake.sqlite import iso_utc
 from intake.workflow import Step, TransitionRefusedError, allowed_actions, plan
 from rules.categories import CategoryTable
 
@@ -35,7 +37,8 @@ logger = logging.getLogger(__name__)
 
 LOCAL = ZoneInfo("Asia/Shanghai")  # case numbers count per year of the city's calendar
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
+READ_POOL_SIZE = 4
+SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         """CREATE TABLE cases (
             id TEXT PRIMARY KEY,
@@ -72,6 +75,45 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     tuple(OUTBOX_MIGRATION),
 )
+# PostgreSQL started with the schema SQLite reached at its version 2.
+POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE cases (
+            id TEXT PRIMARY KEY,
+            number TEXT NOT NULL UNIQUE,
+            sender_id TEXT NOT NULL UNIQUE,
+            source TEXT NOT NULL,
+            category TEXT NOT NULL,
+            state TEXT NOT NULL,
+            grid_code TEXT NOT NULL,
+            camera_id TEXT NOT NULL,
+            zone TEXT,
+            incident_id TEXT NOT NULL,
+            next_card_at TEXT NOT NULL,
+            reported_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            body TEXT NOT NULL
+        )""",
+        "CREATE INDEX cases_state ON cases (state, reported_at)",
+        "CREATE INDEX cases_incident ON cases (incident_id)",
+        "CREATE INDEX cases_camera_category ON cases (camera_id, category, reported_at)",
+        "CREATE INDEX cases_grid_category ON cases (grid_code, category, reported_at)",
+        "CREATE INDEX cases_reported ON cases (reported_at)",
+        "CREATE INDEX cases_next_card ON cases (next_card_at) WHERE next_card_at != ''",
+        "CREATE INDEX cases_category ON cases (category text_pattern_ops)",  # `category LIKE '05%'`
+        "CREATE TABLE case_numbers (year INTEGER PRIMARY KEY, last INTEGER NOT NULL)",
+        """CREATE TABLE case_audit (
+            case_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            PRIMARY KEY (case_id, seq)
+        )""",
+        "CREATE TABLE intake_cursors (name TEXT PRIMARY KEY, position TEXT NOT NULL)",
+        "CREATE TABLE case_incidents (incident_id TEXT PRIMARY KEY, case_id TEXT NOT NULL, last_event TEXT NOT NULL)",
+        *POSTGRES_OUTBOX,
+    ),
+)
+MIGRATIONS: Migrations = {"sqlite": SQLITE_MIGRATIONS, "postgres": POSTGRES_MIGRATIONS}
 
 
 class DeadlineRules(Protocol):
@@ -133,7 +175,7 @@ class CaseStore:
 
     def __init__(
         self,
-        db_path: Path,
+        target: Path | str | Database,
         *,
         deadlines: DeadlineRules | None = None,
         targets: Sequence[str] = (),
@@ -141,43 +183,45 @@ class CaseStore:
         categories: CategoryTable | None = None,
         link_window_s: float = 3_600.0,
     ) -> None:
-        """`grids` derives a case's grid (and its district / street / community) from its lon/lat; `categories`
-        names its category."""
+        """`target`: a SQLite file's path, a PostgreSQL URL, or a Database. `grids` derives a case's grid (and its
+        district / street / community) from its lon/lat; `categories` names its category."""
         self.grids = grids
         self.categories = categories
         self.link_window_s = link_window_s
-        self.db_path = db_path
-        db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = open_database(target, "cases")
         self.deadlines: DeadlineRules = deadlines if deadlines is not None else NoDeadlines()
         self.targets = tuple(targets)
         self._lock = threading.Lock()
-        self._conn = connect(db_path)
+        self._conn = self.db.connect()
         try:
-            use_wal(self._conn, f"case store {db_path}")
-            apply_migrations(self._conn, MIGRATIONS, f"case store {db_path}")
+            self.db.migrate(self._conn, MIGRATIONS)
         except BaseException:
             self._conn.close()
             raise
+        self._readers = ReadPool(self.db.connect_reader, READ_POOL_SIZE, f"case store {self.db.label}")
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite file (for tools that read it directly)."""
+        path = getattr(self.db, "path", None)
+        if not isinstance(path, Path):
+            raise DatabaseError(f"case store {self.db.label} is not a SQLite file")
+        return path
 
     def close(self) -> None:
+        self._readers.close()
         with self._lock:
             self._conn.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+    def transaction(self) -> Iterator[Connection]:
+        with self._lock, transaction(self._conn) as conn:
+            yield conn
 
-    def _reader(self) -> closing[sqlite3.Connection]:
-        return closing(connect_read_only(self.db_path))
+    @contextmanager
+    def _reader(self) -> Iterator[Connection]:
+        with self._readers.connection() as conn:
+            yield conn
 
     # --- reading
 
@@ -185,7 +229,7 @@ class CaseStore:
         with self._reader() as conn:
             return self.read(conn, case_id)
 
-    def read(self, conn: sqlite3.Connection, case_id: str) -> Case | None:
+    def read(self, conn: Connection, case_id: str) -> Case | None:
         row = conn.execute("SELECT body FROM cases WHERE id = ?", (case_id,)).fetchone()
         if row is None:
             return None
@@ -254,7 +298,7 @@ class CaseStore:
         logger.info("case %s (%s) reported by %s: %s", case.number, case.id, actor, case.category)
         return case, True
 
-    def new_case(self, conn: sqlite3.Connection, report: CaseCreate, at: datetime, extra: Mapping[str, object]) -> Case:
+    def new_case(self, conn: Connection, report: CaseCreate, at: datetime, extra: Mapping[str, object]) -> Case:
         found = self.deadlines.initial(report.category, report.complexity, at)
         return Case.model_validate(
             {
@@ -270,7 +314,7 @@ class CaseStore:
             }
         )
 
-    def link(self, conn: sqlite3.Connection, case: Case, window_s: float) -> builtins.list[str]:
+    def link(self, conn: Connection, case: Case, window_s: float) -> builtins.list[str]:
         """The open cases of the other kind (camera and sensor cases for a human report, human reports for a camera
         case) in the same grid and category, reported within `window_s` before it: each is linked back, and the
         dispatcher confirms whether they are one problem (`duplicate`)."""
@@ -312,16 +356,17 @@ class CaseStore:
             }
         return out
 
-    def _next_number(self, conn: sqlite3.Connection, at: datetime) -> str:
+    def _next_number(self, conn: Connection, at: datetime) -> str:
         year = at.astimezone(LOCAL).year
         conn.execute(
-            "INSERT INTO case_numbers (year, last) VALUES (?, 1) ON CONFLICT (year) DO UPDATE SET last = last + 1",
+            "INSERT INTO case_numbers (year, last) VALUES (?, 1)"
+            " ON CONFLICT (year) DO UPDATE SET last = case_numbers.last + 1",
             (year,),
         )
         (last,) = conn.execute("SELECT last FROM case_numbers WHERE year = ?", (year,)).fetchone()
         return f"{year}-{int(last):06d}"
 
-    def insert(self, conn: sqlite3.Connection, case: Case) -> None:
+    def insert(self, conn: Connection, case: Case) -> None:
         conn.execute(
             "INSERT INTO cases (id, number, sender_id, source, category, state, grid_code, camera_id, zone,"
             " incident_id, next_card_at, reported_at, updated_at, body)"
@@ -344,13 +389,13 @@ class CaseStore:
             ),
         )
 
-    def save(self, conn: sqlite3.Connection, case: Case) -> None:
+    def save(self, conn: Connection, case: Case) -> None:
         conn.execute(
             "UPDATE cases SET state = ?, incident_id = ?, next_card_at = ?, updated_at = ?, body = ? WHERE id = ?",
             (case.state.value, case.incident_id, next_card_at(case), iso_utc(case.updated_at), _body(case), case.id),
         )
 
-    def audit(self, conn: sqlite3.Connection, case: Case, entry: AuditEntry) -> None:
+    def audit(self, conn: Connection, case: Case, entry: AuditEntry) -> None:
         (seq,) = conn.execute(
             "SELECT coalesce(max(seq), 0) + 1 FROM case_audit WHERE case_id = ?", (case.id,)
         ).fetchone()
@@ -358,7 +403,7 @@ class CaseStore:
             "INSERT INTO case_audit (case_id, seq, body) VALUES (?, ?, ?)", (case.id, seq, entry.model_dump_json())
         )
 
-    def notify(self, conn: sqlite3.Connection, case: Case, event_type: str) -> None:
+    def notify(self, conn: Connection, case: Case, event_type: str) -> None:
         """Queue the case's new state for every delivery target, in this transaction."""
         if self.targets:
             payload = json.loads(_body(case))
@@ -390,7 +435,7 @@ class CaseStore:
         logger.info("case %s: %s by %s (%s -> %s)", case.number, action, actor, step.before.value, step.after.value)
         return self.get(case_id) or changed
 
-    def _check_original(self, conn: sqlite3.Connection, case: Case, original_id: str) -> None:
+    def _check_original(self, conn: Connection, case: Case, original_id: str) -> None:
         """A duplicate names another case that exists."""
         if original_id == case.id or self.read(conn, original_id) is None:
             allowed = allowed_actions(case.state, "admin")
@@ -508,12 +553,12 @@ def _body(case: Case) -> str:
     return case.model_copy(update={"audit": []}).model_dump_json()
 
 
-def cursor(conn: sqlite3.Connection, name: str) -> str:
+def cursor(conn: Connection, name: str) -> str:
     row = conn.execute("SELECT position FROM intake_cursors WHERE name = ?", (name,)).fetchone()
     return "" if row is None else str(row[0])
 
 
-def set_cursor(conn: sqlite3.Connection, name: str, position: str) -> None:
+def set_cursor(conn: Connection, name: str, position: str) -> None:
     conn.execute(
         "INSERT INTO intake_cursors (name, position) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET position = ?",
         (name, position, position),

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from datetime import datetime, timedelta
 
 from core.events import Event, EventState
 from intake.case_model import INCIDENT_PREFIX, AuditEntry, Case, CaseCreate, Reporter, Source
 from intake.case_store import CaseStore
+from intake.db import Connection
 from intake.sqlite import iso_utc
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class IncidentCases:
         with self.store.transaction() as conn:
             return self.apply_in(conn, event, at)
 
-    def apply_in(self, conn: sqlite3.Connection, event: Event, at: datetime) -> Case | None:
+    def apply_in(self, conn: Connection, event: Event, at: datetime) -> Case | None:
         """`apply` inside the caller's transaction. An event older than the last one applied of its incident
         (a replay) changes nothing, nor does an event without an incident."""
         if not event.incident_id:
@@ -55,7 +55,7 @@ class IncidentCases:
         conn.execute("UPDATE case_incidents SET last_event = ? WHERE incident_id = ?", (event.id, event.incident_id))
         return case
 
-    def _case_of(self, conn: sqlite3.Connection, event: Event) -> Case | None:
+    def _case_of(self, conn: Connection, event: Event) -> Case | None:
         row = conn.execute("SELECT case_id FROM case_incidents WHERE incident_id = ?", (event.incident_id,)).fetchone()
         if row is not None:
             return self.store.read(conn, str(row[0]))
@@ -77,7 +77,7 @@ class IncidentCases:
             self._note(conn, case, "merge", note, event.last_seen)
         return case
 
-    def _open(self, conn: sqlite3.Connection, event: Event, at: datetime) -> Case:
+    def _open(self, conn: Connection, event: Event, at: datetime) -> Case:
         store = self.store
         source = Source.sensor if event.rule_kind.startswith("sensor") else Source.camera
         report = CaseCreate(
@@ -121,7 +121,7 @@ class IncidentCases:
         logger.info("case %s from incident %s (camera %s)", case.number, event.incident_id, event.camera_id)
         return case
 
-    def _attach(self, conn: sqlite3.Connection, case: Case, event: Event, at: datetime) -> Case:
+    def _attach(self, conn: Connection, case: Case, event: Event, at: datetime) -> Case:
         known = {e.key for e in case.evidence}
         fresh = [e for e in event.evidence if e.key not in known]
         if not fresh and case.incident_open and case.incident_id == event.incident_id:
@@ -135,7 +135,7 @@ class IncidentCases:
         self.store.save(conn, changed)
         return changed
 
-    def _closed(self, conn: sqlite3.Connection, case: Case, event: Event, at: datetime) -> Case:
+    def _closed(self, conn: Connection, case: Case, event: Event, at: datetime) -> Case:
         if not case.incident_open or case.incident_id != event.incident_id:
             return case
         changed = case.model_copy(update={"incident_open": False, "updated_at": at})
@@ -143,7 +143,7 @@ class IncidentCases:
         self._note(conn, changed, "incident_closed", f"incident {event.incident_id}: {event.reason}", at)
         return changed
 
-    def _note(self, conn: sqlite3.Connection, case: Case, action: str, note: str, at: datetime) -> None:
+    def _note(self, conn: Connection, case: Case, action: str, note: str, at: datetime) -> None:
         entry = AuditEntry(
             at=at, actor="intake", role="operator", action=action, from_state=case.state, to_state=case.state, note=note
         )

@@ -8,7 +8,6 @@ other targets go on. Times are fixed-width UTC text (`iso_utc`); `next_attempt_a
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from ulid import ULID
 
 from core.errors import GridwatchError
 from core.redact import sanitize_url
+from intake.db import Connection, transaction
 from intake.sqlite import iso_utc
 from intake.webhooks import render_body
 
@@ -42,6 +42,10 @@ OUTBOX_MIGRATION: tuple[str, ...] = (
     ) WITHOUT ROWID""",
     "CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE state = 'pending'",
     "CREATE INDEX outbox_state ON outbox (state, target)",
+)
+POSTGRES_OUTBOX: tuple[str, ...] = (
+    OUTBOX_MIGRATION[0].replace(") WITHOUT ROWID", ")"),
+    *OUTBOX_MIGRATION[1:],
 )
 
 _EARLIER_UNDELIVERED = """EXISTS (SELECT 1 FROM outbox AS e WHERE e.target = o.target AND e.case_id = o.case_id
@@ -127,7 +131,7 @@ def _time(text: object) -> datetime:
 
 
 def enqueue(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     case_id: str,
     event_type: str,
@@ -159,13 +163,11 @@ def enqueue(
     return ids
 
 
-def has_outbox(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").fetchone() is not None
+def has_outbox(conn: Connection) -> bool:
+    return conn.table_exists("outbox")
 
 
-def claim_due(
-    conn: sqlite3.Connection, now: datetime, targets: Sequence[str], limit: int, lease: timedelta
-) -> list[DueRow]:
+def claim_due(conn: Connection, now: datetime, targets: Sequence[str], limit: int, lease: timedelta) -> list[DueRow]:
     """Claim up to `limit` due queue heads of the configured `targets` for `lease` (one transaction), so that
     another deliverer on the same file skips them until the lease ends; the oldest due first."""
     if not targets:
@@ -178,24 +180,20 @@ def claim_due(
         f" AND (o.claimed_until IS NULL OR o.claimed_until <= ?) AND NOT {_EARLIER_UNDELIVERED}"
         " ORDER BY o.next_attempt_at, o.id LIMIT ?"
     )
-    params = (at, *targets, at, limit)
+    params: tuple[str | int, ...] = (at, *targets, at, limit)
     if conn.execute(select, params).fetchone() is None:
         return []  # nothing due: the writer lock is not taken, so an idle outbox never holds up the case store
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         rows = conn.execute(select, params).fetchall()
-        conn.executemany("UPDATE outbox SET claimed_until = ? WHERE id = ?", [(claim, r[0]) for r in rows])
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+        if rows:
+            conn.executemany("UPDATE outbox SET claimed_until = ? WHERE id = ?", [(claim, r[0]) for r in rows])
     return [
         DueRow(id=r[0], target=r[1], case_id=r[2], seq=r[3], event_type=r[4], body=r[5], attempts=r[6], claim=claim)
         for r in rows
     ]
 
 
-def record(conn: sqlite3.Connection, results: Sequence[Result], now: datetime) -> None:
+def record(conn: Connection, results: Sequence[Result], now: datetime) -> None:
     """Store the outcome of each attempt, in one transaction. A row replayed (or re-claimed after its lease ran
     out) while it was being sent is left as it is now: its claim no longer matches."""
     at = iso_utc(now)
@@ -211,21 +209,16 @@ def record(conn: sqlite3.Connection, results: Sequence[Result], now: datetime) -
         )
         for r in results
     ]
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         conn.executemany(
             "UPDATE outbox SET state = ?, attempts = attempts + 1, last_status = ?, last_error = ?,"
             " next_attempt_at = ?, done_at = ?, claimed_until = NULL"
             " WHERE id = ? AND state = 'pending' AND claimed_until = ?",
             params,
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
-def replay(conn: sqlite3.Connection, ids: Sequence[str] | None, *, dead_only: bool) -> tuple[int, list[str]]:
+def replay(conn: Connection, ids: Sequence[str] | None, *, dead_only: bool) -> tuple[int, list[str]]:
     """Put deliveries back to pending, due at once, with their attempts reset (the webhook id stays, so a
     receiver that had it already drops it). `ids` None: every dead letter (needs `dead_only`). Returns how many
     rows changed and the ids that matched none (unknown, or not dead with `dead_only`)."""
@@ -236,8 +229,7 @@ def replay(conn: sqlite3.Connection, ids: Sequence[str] | None, *, dead_only: bo
         "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = '', claimed_until = NULL,"
         f" done_at = NULL WHERE 1 = 1{only_dead}"
     )
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         changed, missed = 0, list[str]()
         if ids is None:
             changed = conn.execute(reset).rowcount
@@ -248,14 +240,22 @@ def replay(conn: sqlite3.Connection, ids: Sequence[str] | None, *, dead_only: bo
                 found = {r[0] for r in conn.execute(f"SELECT id FROM outbox WHERE id IN ({marks}){only_dead}", chunk)}
                 missed += [i for i in chunk if i not in found]
                 changed += conn.execute(f"{reset} AND id IN ({marks})", chunk).rowcount
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return changed, missed
 
 
-def dead_letters(conn: sqlite3.Connection, limit: int) -> list[DeadLetter]:
+def purge_delivered(conn: Connection, before: datetime, limit: int) -> int:
+    """Delete up to `limit` delivered rows done before `before`, in one transaction; how many went. The last row
+    of each (target, case) queue stays, so the next change of that case is numbered after it."""
+    with transaction(conn):
+        return conn.execute(
+            "DELETE FROM outbox WHERE id IN (SELECT o.id FROM outbox AS o WHERE o.state = 'delivered'"
+            " AND o.done_at < ? AND EXISTS (SELECT 1 FROM outbox AS n WHERE n.target = o.target"
+            " AND n.case_id = o.case_id AND n.seq > o.seq) ORDER BY o.done_at LIMIT ?)",
+            (iso_utc(before), limit),
+        ).rowcount
+
+
+def dead_letters(conn: Connection, limit: int) -> list[DeadLetter]:
     rows = conn.execute(
         "SELECT id, target, case_id, seq, event_type, attempts, last_status, last_error, created_at, done_at"
         " FROM outbox WHERE state = 'dead' ORDER BY done_at, id LIMIT ?",
@@ -278,7 +278,7 @@ def dead_letters(conn: sqlite3.Connection, limit: int) -> list[DeadLetter]:
     ]
 
 
-def stats(conn: sqlite3.Connection, configured: Sequence[str]) -> OutboxStats:
+def stats(conn: Connection, configured: Sequence[str]) -> OutboxStats:
     per: dict[str, dict[str, object]] = {name: {} for name in configured}
     for target, state, count, oldest in conn.execute(
         "SELECT target, state, count(*), min(created_at) FROM outbox GROUP BY target, state"

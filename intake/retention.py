@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
@@ -33,8 +32,9 @@ from core.errors import GridwatchError
 from core.events import Severity
 from core.settings import RetentionSettings
 from intake.case_model import FINAL_STATES
+from intake.db import Connection, Database, Dialect, open_database, transaction
 from intake.evidence import EvidenceError, EvidenceStore, validate_key
-from intake.sqlite import connect, connect_read_only, iso_utc
+from intake.sqlite import iso_utc
 
 logger = logging.getLogger(__name__)
 
@@ -44,34 +44,52 @@ SEVERITY_RANK: dict[str, int] = {CASE_ONLY: -1, **{s.value: i for i, s in enumer
 RECORD_BATCH = 500
 _EPOCH = datetime.min.replace(tzinfo=UTC)  # removals recorded per transaction on the events database
 
-PRUNED_TABLE = (
-    "CREATE TABLE IF NOT EXISTS pruned (key TEXT PRIMARY KEY, at TEXT NOT NULL, reason TEXT NOT NULL) WITHOUT ROWID"
-)
 _FINAL = "(" + ", ".join(f"'{s.value}'" for s in sorted(FINAL_STATES)) + ")"
-_OPEN_CASE_KEYS = (
-    "SELECT DISTINCT json_extract(j.value, '$.key') FROM cases AS c, json_each(c.body, '$.evidence') AS j"
-    f" WHERE c.state NOT IN {_FINAL}"
-)
 _OPEN_CASE_INCIDENTS = (
     f"SELECT incident_id FROM cases WHERE state NOT IN {_FINAL} AND incident_id != ''"
     " UNION SELECT ci.incident_id FROM case_incidents AS ci JOIN cases AS c ON c.id = ci.case_id"
     f" WHERE c.state NOT IN {_FINAL}"
 )
-_CLOSED_CASE_KEYS = (
-    "SELECT json_extract(j.value, '$.key'), coalesce(json_extract(c.body, '$.nodes.' || c.state), c.updated_at)"
-    f" FROM cases AS c, json_each(c.body, '$.evidence') AS j WHERE c.state IN {_FINAL}"
-)
-_INCIDENT_KEYS = (
-    "SELECT DISTINCT json_extract(j.value, '$.key') FROM incidents AS i"
-    " JOIN events AS e ON e.id IN (i.latest_id, i.evidence_id), json_each(e.body, '$.evidence') AS j"
-    " WHERE i.incident_id IN (SELECT value FROM json_each(?))"
-)
-# every event naming a key: its severity, when it was last seen, and whether its incident is still open
-_EVENT_KEYS = (
-    "SELECT json_extract(j.value, '$.key'), e.severity, e.last_seen, coalesce(i.closed = 0, 0)"
-    " FROM events AS e JOIN json_each(e.body, '$.evidence') AS j"
-    " LEFT JOIN incidents AS i ON e.incident_id != '' AND i.incident_id = e.incident_id"
-)
+
+
+@dataclass(frozen=True)
+class _Queries:
+    open_case_keys: str
+    closed_case_keys: str
+    incident_keys: str  # the evidence of the latest events of the incidents named in a JSON array
+    event_keys: str  # every event naming a key: its severity, when it was last seen, whether its incident is open
+
+
+_QUERIES: dict[Dialect, _Queries] = {
+    "sqlite": _Queries(
+        open_case_keys="SELECT DISTINCT json_extract(j.value, '$.key') FROM cases AS c,"
+        f" json_each(c.body, '$.evidence') AS j WHERE c.state NOT IN {_FINAL}",
+        closed_case_keys="SELECT json_extract(j.value, '$.key'),"
+        " coalesce(json_extract(c.body, '$.nodes.' || c.state), c.updated_at)"
+        f" FROM cases AS c, json_each(c.body, '$.evidence') AS j WHERE c.state IN {_FINAL}",
+        incident_keys="SELECT DISTINCT json_extract(j.value, '$.key') FROM incidents AS i"
+        " JOIN events AS e ON e.id IN (i.latest_id, i.evidence_id), json_each(e.body, '$.evidence') AS j"
+        " WHERE i.incident_id IN (SELECT value FROM json_each(?))",
+        event_keys="SELECT json_extract(j.value, '$.key'), e.severity, e.last_seen, coalesce(i.closed = 0, 0)"
+        " FROM events AS e JOIN json_each(e.body, '$.evidence') AS j"
+        " LEFT JOIN incidents AS i ON e.incident_id != '' AND i.incident_id = e.incident_id",
+    ),
+    "postgres": _Queries(
+        open_case_keys="SELECT DISTINCT j.value ->> 'key' FROM cases AS c"
+        " CROSS JOIN LATERAL jsonb_array_elements(c.body::jsonb -> 'evidence') AS j(value)"
+        f" WHERE c.state NOT IN {_FINAL}",
+        closed_case_keys="SELECT j.value ->> 'key', coalesce(c.body::jsonb -> 'nodes' ->> c.state, c.updated_at)"
+        " FROM cases AS c CROSS JOIN LATERAL jsonb_array_elements(c.body::jsonb -> 'evidence') AS j(value)"
+        f" WHERE c.state IN {_FINAL}",
+        incident_keys="SELECT DISTINCT j.value ->> 'key' FROM incidents AS i"
+        " JOIN events AS e ON e.id IN (i.latest_id, i.evidence_id)"
+        " CROSS JOIN LATERAL jsonb_array_elements(e.body::jsonb -> 'evidence') AS j(value)"
+        " WHERE i.incident_id IN (SELECT jsonb_array_elements_text(?::jsonb))",
+        event_keys="SELECT j.value ->> 'key', e.severity, e.last_seen, coalesce(i.closed = 0, false)"
+        " FROM events AS e CROSS JOIN LATERAL jsonb_array_elements(e.body::jsonb -> 'evidence') AS j(value)"
+        " LEFT JOIN incidents AS i ON e.incident_id != '' AND i.incident_id = e.incident_id",
+    ),
+}
 
 
 class RetentionError(GridwatchError):
@@ -252,33 +270,35 @@ def _moment(text: object) -> datetime:
 
 
 @contextmanager
-def _read_only(db: Path) -> Iterator[sqlite3.Connection]:
-    if not db.is_file():
-        raise RetentionError(f"retention: no database at {db}")
-    with closing(connect_read_only(db)) as conn:
+def _read_only(db: Database) -> Iterator[Connection]:
+    if not db.exists():
+        raise RetentionError(f"retention: no database at {db.label}")
+    with closing(db.connect_reader()) as conn:
         yield conn
 
 
-def _case_facts(facts: _Facts, cases_db: Path | None, policy: RetentionPolicy) -> list[str]:
+def _case_facts(facts: _Facts, cases_db: Database | None, policy: RetentionPolicy) -> list[str]:
     """Mark the keys of open cases held and age those of closed ones; the incidents of open cases."""
     if cases_db is None:
         return []
+    queries = _QUERIES[cases_db.dialect]
     with _read_only(cases_db) as conn:
-        for (key,) in conn.execute(_OPEN_CASE_KEYS):
+        for (key,) in conn.execute(queries.open_case_keys):
             if (item := facts.of(key)) is not None:
                 item.hold = "open_case"
-        for key, closed_at in conn.execute(_CLOSED_CASE_KEYS):
+        for key, closed_at in conn.execute(queries.closed_case_keys):
             if (item := facts.of(key)) is not None:
                 item.needed(_moment(closed_at), policy.closed_case)
         return [str(incident) for (incident,) in conn.execute(_OPEN_CASE_INCIDENTS)]
 
 
-def _event_facts(facts: _Facts, events_db: Path, open_incidents: Sequence[str], policy: RetentionPolicy) -> None:
+def _event_facts(facts: _Facts, events_db: Database, open_incidents: Sequence[str], policy: RetentionPolicy) -> None:
+    queries = _QUERIES[events_db.dialect]
     with _read_only(events_db) as conn:
-        for (key,) in conn.execute(_INCIDENT_KEYS, (json.dumps(list(open_incidents)),)):
+        for (key,) in conn.execute(queries.incident_keys, (json.dumps(list(open_incidents)),)):
             if (item := facts.of(key)) is not None:
                 item.hold = "open_case"
-        for key, severity, last_seen, incident_open in conn.execute(_EVENT_KEYS):
+        for key, severity, last_seen, incident_open in conn.execute(queries.event_keys):
             item = facts.of(key)
             if item is None:
                 continue
@@ -337,22 +357,20 @@ def _removed(key: str, size: int, reason: Reason, item: _Key) -> RemovedFile:
     return RemovedFile(key=key, bytes=size, reason=reason, severity=item.severity, last_needed=item.last_needed)
 
 
-def _remove(evidence: EvidenceStore, events_db: Path, files: Sequence[RemovedFile], now: datetime) -> None:
-    """Record each removal in the `pruned` table, then unlink its file (a batch at a time)."""
-    with closing(connect(events_db)) as conn:
-        conn.execute(PRUNED_TABLE)
+def _remove(evidence: EvidenceStore, events_db: Database, files: Sequence[RemovedFile], now: datetime) -> None:
+    """Record each removal in the `pruned` table (made by the event store's migrations), then unlink its file
+    (a batch at a time)."""
+    with closing(events_db.connect()) as conn:
+        if not conn.table_exists("pruned"):
+            raise RetentionError(f"retention: {events_db.label} has no pruned table (open it as an event store)")
         for start in range(0, len(files), RECORD_BATCH):
             batch = files[start : start + RECORD_BATCH]
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(conn):
                 conn.executemany(
-                    "INSERT OR REPLACE INTO pruned (key, at, reason) VALUES (?, ?, ?)",
+                    "INSERT INTO pruned (key, at, reason) VALUES (?, ?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET at = excluded.at, reason = excluded.reason",
                     [(f.key, iso_utc(now), f.reason) for f in batch],
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
             for item in batch:
                 evidence.path(item.key).unlink(missing_ok=True)
                 logger.debug("retention: removed %s (%s, %d bytes)", item.key, item.reason, item.bytes)
@@ -360,8 +378,8 @@ def _remove(evidence: EvidenceStore, events_db: Path, files: Sequence[RemovedFil
 
 def prune(
     evidence: EvidenceStore,
-    events_db: Path,
-    cases_db: Path | None,
+    events: Path | str | Database,
+    cases: Path | str | Database | None,
     policy: RetentionPolicy,
     now: datetime,
     *,
@@ -369,12 +387,13 @@ def prune(
 ) -> PruneReport:
     """Remove the evidence `policy` lets go at `now` (nothing in a dry run) and report it.
 
-    `cases_db` None: there are no cases (only events and their incidents decide). `disk_usage` measures the disk
-    holding `evidence.root` (`shutil.disk_usage`)."""
+    `events` and `cases` are the two stores' databases; `cases` None: there are no cases (only events and their
+    incidents decide). `disk_usage` measures the disk holding `evidence.root` (`shutil.disk_usage`)."""
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
+    events_db = open_database(events, "events")
     facts = _Facts()
-    open_incidents = _case_facts(facts, cases_db, policy)
+    open_incidents = _case_facts(facts, open_database(cases, "cases") if cases is not None else None, policy)
     _event_facts(facts, events_db, open_incidents, policy)
     before = _disk(disk_usage, evidence.root)
     report = PruneReport(at=now, dry_run=policy.dry_run, disk_before=before, disk_after=before)
@@ -395,12 +414,13 @@ class PrunedRecord(BaseModel):
     reason: Reason
 
 
-def pruned_record(events_db: Path, key: str) -> PrunedRecord | None:
+def pruned_record(events: Path | str | Database, key: str) -> PrunedRecord | None:
     """When and why retention removed `key`; None if it never did (or there is no events database)."""
-    if not events_db.is_file():
+    events_db = open_database(events, "events")
+    if not events_db.exists():
         return None
     with _read_only(events_db) as conn:
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pruned'").fetchone() is None:
+        if not conn.table_exists("pruned"):
             return None
         row = conn.execute("SELECT at, reason FROM pruned WHERE key = ?", (key,)).fetchone()
     return None if row is None else PrunedRecord(key=key, at=_moment(row[0]), reason=row[1])
@@ -413,8 +433,8 @@ class RetentionJob:
     def __init__(
         self,
         evidence: EvidenceStore,
-        events_db: Path,
-        cases_db: Path | None,
+        events_db: Path | str | Database,
+        cases_db: Path | str | Database | None,
         policy: RetentionPolicy,
         now: Callable[[], datetime],
         every_s: float,

@@ -1,12 +1,18 @@
-"""SQLite basics shared by the intake's stores: connections (WAL, busy timeout), UTC text times, migrations."""
+"""SQLite for the intake's stores: a file in WAL mode with a busy timeout, UTC text times, migrations.
+
+The embedded default. WAL lets readers run beside the one writer, and `busy_timeout` lets other processes on the
+host (an API, a `gridwatch outbox replay`) share the file.
+"""
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+
+from intake.db import Connection, Cursor, DatabaseError, Dialect, Migrations, Param
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +45,78 @@ def use_wal(conn: sqlite3.Connection, what: str) -> None:
     conn.execute("PRAGMA synchronous = FULL")
 
 
-def apply_migrations(conn: sqlite3.Connection, migrations: Sequence[Sequence[str]], what: str) -> None:
-    """Apply the migrations not applied yet, each in order, all in one transaction; never edit a published one."""
-    conn.execute("BEGIN IMMEDIATE")
+class SqliteConnection:
+    """A `Connection` over `sqlite3`: writes begin with `BEGIN IMMEDIATE`, the file's writer lock."""
+
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, raw: sqlite3.Connection) -> None:
+        self.raw = raw
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.raw.in_transaction
+
+    def execute(self, sql: str, params: Sequence[Param] = (), /) -> Cursor:
+        return self.raw.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Param]], /) -> Cursor:
+        return self.raw.executemany(sql, rows)
+
+    def begin(self) -> None:
+        self.raw.execute("BEGIN IMMEDIATE")
+
+    def table_exists(self, name: str) -> bool:
+        found = self.raw.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+        return found.fetchone() is not None
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+class SqliteDatabase:
+    """A store in one SQLite file (made on first connect, with its folder)."""
+
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def label(self) -> str:
+        return str(self.path)
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def connect(self) -> Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = connect(self.path)
+        try:
+            use_wal(conn, str(self.path))
+        except BaseException:
+            conn.close()
+            raise
+        return SqliteConnection(conn)
+
+    def connect_reader(self) -> Connection:
+        if not self.path.is_file():
+            raise DatabaseError(f"no database at {self.path}")
+        return SqliteConnection(connect_read_only(self.path))
+
+    def migrate(self, conn: Connection, migrations: Migrations) -> int:
+        return apply_migrations(conn, migrations["sqlite"], str(self.path))
+
+
+def apply_migrations(conn: Connection, migrations: Sequence[Sequence[str]], what: str) -> int:
+    """Apply the migrations not applied yet, each in order, all in one transaction; never edit a published one.
+    Returns the schema version after."""
+    conn.begin()
     try:
         conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
         )
-        current = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+        current = int(conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0])
         for version, statements in enumerate(migrations, start=1):
             if version <= current:
                 continue
@@ -61,3 +131,4 @@ def apply_migrations(conn: sqlite3.Connection, migrations: Sequence[Sequence[str
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    return max(current, len(migrations))

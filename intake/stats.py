@@ -1,18 +1,17 @@
 """Statistics of the loop: 结案率, 按期结案率, 返工率, 延期率 per district, street, category or source, and each
 camera rule's false-alarm rate, over the cases reported in a date range.
 
-Pure SQL on a read-only connection beside the case store (WAL): the date range goes through the `cases_reported`
-index, the figures are aggregated by SQLite (`json_extract` on the stored case), so no case body is loaded into
-Python however many a range holds. Times are compared with `julianday`, which reads every ISO form pydantic
-writes (`Z`, `+08:00`, naive taken as UTC) at millisecond resolution.
+Pure SQL on a read-only connection beside the case store: the date range goes through the `cases_reported`
+index, the figures are aggregated by the database (`json_extract` on the stored case in SQLite, `jsonb` operators in
+PostgreSQL), so no case body is loaded into Python however many a range holds. Times are compared as instants
+(`julianday` in SQLite, `timestamptz` in PostgreSQL), which read every ISO form pydantic writes (`Z`, `+08:00`).
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
-from collections.abc import Sequence
-from contextlib import closing
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -20,7 +19,8 @@ from typing import Any, Literal, Self
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from intake.case_store import LOCAL
-from intake.sqlite import connect_read_only, iso_utc
+from intake.db import Connection, Database, Dialect, open_database
+from intake.sqlite import iso_utc
 
 logger = logging.getLogger(__name__)
 
@@ -29,25 +29,40 @@ CategoryLevel = Literal["major", "minor"]
 MAX_RANGE = timedelta(days=366)  # a calendar year, a leap year's included
 OVERALL = "*"  # the key of the row over all groups
 
-# (the group key, the key it sits within) as SQL over `cases`; fixed text, never built from input
-_KEYS: dict[tuple[GroupBy, CategoryLevel], tuple[str, str]] = {
-    ("district", "major"): ("json_extract(body, '$.grid_path[0]')", "NULL"),
-    ("street", "major"): ("json_extract(body, '$.grid_path[1]')", "json_extract(body, '$.grid_path[0]')"),
-    ("category", "major"): ("substr(category, 1, 2)", "NULL"),
-    ("category", "minor"): ("substr(category, 1, 4)", "substr(category, 1, 2)"),
-    ("source", "major"): ("source", "NULL"),
+# (the group key, the key it sits within) as SQL over `cases`, per dialect; fixed text, never built from input
+_KEYS: dict[Dialect, dict[tuple[GroupBy, CategoryLevel], tuple[str, str]]] = {
+    "sqlite": {
+        ("district", "major"): ("json_extract(body, '$.grid_path[0]')", "NULL"),
+        ("street", "major"): ("json_extract(body, '$.grid_path[1]')", "json_extract(body, '$.grid_path[0]')"),
+        ("category", "major"): ("substr(category, 1, 2)", "NULL"),
+        ("category", "minor"): ("substr(category, 1, 4)", "substr(category, 1, 2)"),
+        ("source", "major"): ("source", "NULL"),
+    },
+    "postgres": {
+        ("district", "major"): ("b #>> '{grid_path,0}'", "NULL"),
+        ("street", "major"): ("b #>> '{grid_path,1}'", "b #>> '{grid_path,0}'"),
+        ("category", "major"): ("substr(category, 1, 2)", "NULL"),
+        ("category", "minor"): ("substr(category, 1, 4)", "substr(category, 1, 2)"),
+        ("source", "major"): ("source", "NULL"),
+    },
 }
 
-_STATS_SQL = """
-SELECT key, parent,
+_COUNTS = """
     count(*),
     count(*) FILTER (WHERE state = 'closed'),
-    count(*) FILTER (WHERE state = 'closed' AND julianday(closed_at) <= julianday(due_by)),
-    count(*) FILTER (WHERE state = 'closed' AND julianday(closed_at) > julianday(due_by)),
+    count(*) FILTER (WHERE state = 'closed' AND {on_time}),
+    count(*) FILTER (WHERE state = 'closed' AND {late}),
     count(*) FILTER (WHERE state = 'closed' AND (due_by IS NULL OR closed_at IS NULL)),
     count(*) FILTER (WHERE reworks > 0),
     count(*) FILTER (WHERE extensions > 0),
-    count(*) FILTER (WHERE state = 'rejected')
+    count(*) FILTER (WHERE state = 'rejected')"""
+
+_STATS_SQL: dict[Dialect, str] = {
+    "sqlite": "SELECT key, parent,"
+    + _COUNTS.format(
+        on_time="julianday(closed_at) <= julianday(due_by)", late="julianday(closed_at) > julianday(due_by)"
+    )
+    + """
 FROM (
     SELECT {key} AS key, {parent} AS parent, state,
         json_extract(body, '$.nodes.closed') AS closed_at,
@@ -59,9 +74,25 @@ FROM (
 )
 GROUP BY key, parent
 ORDER BY key IS NULL, key, parent
-"""
+""",
+    "postgres": "SELECT key, parent,"
+    + _COUNTS.format(on_time="closed_at <= due_by", late="closed_at > due_by")
+    + """
+FROM (
+    SELECT {key} AS key, {parent} AS parent, state,
+        (b #>> '{{nodes,closed}}')::timestamptz AS closed_at,
+        (b ->> 'due_by')::timestamptz AS due_by,
+        (b ->> 'reworks')::integer AS reworks,
+        (b ->> 'extensions')::integer AS extensions
+    FROM (SELECT state, category, source, body::jsonb AS b FROM cases WHERE reported_at >= ? AND reported_at < ?) AS c
+) AS g
+GROUP BY key, parent
+ORDER BY key IS NULL, key, parent
+""",
+}
 
-_FALSE_ALARM_SQL = """
+_FALSE_ALARM_SQL: dict[Dialect, str] = {
+    "sqlite": """
 SELECT rule_id, camera_id, count(*), count(*) FILTER (WHERE false_alarm)
 FROM (
     SELECT coalesce(json_extract(body, '$.reporter.rule_id'), '') AS rule_id, camera_id,
@@ -71,7 +102,19 @@ FROM (
 )
 GROUP BY rule_id, camera_id
 ORDER BY rule_id, camera_id
-"""
+""",
+    "postgres": """
+SELECT rule_id, camera_id, count(*), count(*) FILTER (WHERE false_alarm)
+FROM (
+    SELECT coalesce(body::jsonb #>> '{reporter,rule_id}', '') AS rule_id, camera_id,
+        coalesce((body::jsonb ->> 'false_alarm')::boolean, false) AS false_alarm
+    FROM cases
+    WHERE reported_at >= ? AND reported_at < ? AND source = 'camera'
+) AS c
+GROUP BY rule_id, camera_id
+ORDER BY rule_id, camera_id
+""",
+}
 
 
 def ratio(part: int, whole: int) -> float | None:
@@ -175,13 +218,15 @@ class FalseAlarmReport(BaseModel):
 
 
 class CaseStats:
-    """Statistics over the case store's database file, each query on its own read-only connection."""
+    """Statistics over the case store's database, each query on its own read-only connection."""
 
-    def __init__(self, db_path: Path) -> None:
-        self.db_path = db_path
+    def __init__(self, target: Path | str | Database) -> None:
+        self.db = open_database(target, "cases")
 
-    def _reader(self) -> closing[sqlite3.Connection]:
-        return closing(connect_read_only(self.db_path))
+    @contextmanager
+    def _reader(self) -> Iterator[Connection]:
+        with closing(self.db.connect_reader()) as conn:
+            yield conn
 
     def report(self, window: StatsRange, by: GroupBy, level: CategoryLevel = "major") -> StatsReport:
         """The loop's figures per `by` group; `level` picks major (2 digits) or minor (4) classes for categories."""
@@ -199,7 +244,7 @@ class CaseStats:
         with self._reader() as conn:
             rows = [
                 FalseAlarmRow(rule_id=str(rule), camera_id=str(camera), cases=int(n), false_alarms=int(false))
-                for rule, camera, n, false in conn.execute(_FALSE_ALARM_SQL, _bounds(window))
+                for rule, camera, n, false in conn.execute(_FALSE_ALARM_SQL[self.db.dialect], _bounds(window))
             ]
         totals: dict[str, tuple[int, int]] = {}
         for row in rows:
@@ -210,16 +255,20 @@ class CaseStats:
 
     def stats_query(self, window: StatsRange, by: GroupBy, level: CategoryLevel) -> tuple[str, tuple[str, str]]:
         """The SQL and parameters of `report` (for EXPLAIN QUERY PLAN)."""
-        key, parent = _KEYS[(by, level if by == "category" else "major")]
-        return _STATS_SQL.format(key=key, parent=parent), _bounds(window)
+        dialect = self.db.dialect
+        key, parent = _KEYS[dialect][(by, level if by == "category" else "major")]
+        return _STATS_SQL[dialect].format(key=key, parent=parent), _bounds(window)
 
     def false_alarm_query(self, window: StatsRange) -> tuple[str, tuple[str, str]]:
-        return _FALSE_ALARM_SQL, _bounds(window)
+        return _FALSE_ALARM_SQL[self.db.dialect], _bounds(window)
 
     def query_plan(self, sql: str, params: tuple[str, ...]) -> list[str]:
-        """The details of SQLite's EXPLAIN QUERY PLAN for `sql`, one line a step."""
+        """The steps of the database's plan for `sql`, one line each (SQLite's EXPLAIN QUERY PLAN details, or
+        PostgreSQL's EXPLAIN lines)."""
         with self._reader() as conn:
-            return [str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
+            if conn.dialect == "sqlite":
+                return [str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
+            return [str(r[0]) for r in conn.execute("EXPLAIN " + sql, params)]
 
 
 def _bounds(window: StatsRange) -> tuple[str, str]:

@@ -1,18 +1,17 @@
-"""The event store: SQLite in WAL mode, one row per event, exactly-once on the event id, and one row per incident.
+"""The event store: one row per event, exactly-once on the event id, and one row per incident; in SQLite (WAL,
+the embedded default) or PostgreSQL (`intake.db`).
 
 Writes (migrations, `add`) go through one writer connection behind a lock. Reads use their own read-only
-connections from a small pool: WAL lets them run beside the writer, so a slow API query never holds up intake.
-WAL plus `busy_timeout` also lets other processes (an API host, a worker) share the file.
+connections from a small pool: they run beside the writer, so a slow API query never holds up intake. Other
+processes (an API host, a worker) share the SQLite file (WAL plus `busy_timeout`) or the PostgreSQL database.
 """
 
 from __future__ import annotations
 
 import builtins
 import logging
-import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -21,7 +20,8 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.events import Event, EventState, Evidence
-from intake.sqlite import apply_migrations, connect, connect_read_only, iso_utc, use_wal
+from intake.db import Connection, Database, DatabaseError, Dialect, Migrations, ReadPool, open_database, transaction
+from intake.sqlite import iso_utc
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ INCIDENT_ID_PATTERN = r"^([0-9A-HJKMNP-TV-Z]{26})?$"  # "" is the incident id of
 READ_POOL_SIZE = 4  # idle read connections kept open; more concurrent reads open (and close) extra ones
 
 # Each migration is a list of statements, applied in one transaction; never edit a published one.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
+SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         """CREATE TABLE events (
             id TEXT PRIMARY KEY,
@@ -85,28 +85,78 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             FROM events WHERE incident_id != '' GROUP BY incident_id
         ) AS g""",
     ),
+    (
+        # the removals of evidence retention (intake.retention), which made this table itself before
+        "CREATE TABLE IF NOT EXISTS pruned (key TEXT PRIMARY KEY, at TEXT NOT NULL, reason TEXT NOT NULL)"
+        " WITHOUT ROWID",
+    ),
 )
+
+# PostgreSQL started with the schema SQLite reached at its version 3.
+POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE events (
+            id TEXT PRIMARY KEY,
+            incident_id TEXT NOT NULL DEFAULT '',
+            camera_id TEXT NOT NULL,
+            rule_id TEXT NOT NULL,
+            zone TEXT,
+            category TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            state TEXT NOT NULL,
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            body TEXT NOT NULL
+        )""",
+        "CREATE INDEX events_camera_id ON events (camera_id, id)",
+        "CREATE INDEX events_rule_id ON events (rule_id, id)",
+        "CREATE INDEX events_first_seen ON events (first_seen)",
+        "CREATE INDEX events_last_seen ON events (last_seen)",
+        "CREATE INDEX events_incident_id ON events (incident_id, id)",
+        """CREATE TABLE incidents (
+            incident_id TEXT PRIMARY KEY,
+            camera_id TEXT NOT NULL,
+            latest_id TEXT NOT NULL,
+            closed INTEGER NOT NULL,
+            open_id TEXT,
+            evidence_id TEXT,
+            first_seen TEXT NOT NULL,
+            event_count INTEGER NOT NULL
+        )""",
+        "CREATE INDEX incidents_latest ON incidents (latest_id)",
+        "CREATE INDEX incidents_closed ON incidents (closed, latest_id)",
+        "CREATE INDEX incidents_camera ON incidents (camera_id, latest_id)",
+        "CREATE INDEX incidents_camera_closed ON incidents (camera_id, closed, latest_id)",
+        "CREATE TABLE pruned (key TEXT PRIMARY KEY, at TEXT NOT NULL, reason TEXT NOT NULL)",
+    ),
+)
+MIGRATIONS: Migrations = {"sqlite": SQLITE_MIGRATIONS, "postgres": POSTGRES_MIGRATIONS}
 
 # One incident's row after one more of its events is stored. In an UPDATE every right-hand side reads the row as it
 # was, so the order of the assignments does not matter. Events may come in any order (a retried one late): the
 # latest is the one with the largest id, the evidence is that of the latest event that has any, `first_seen` is
-# the open event's (the earliest seen until the open event is stored).
+# the open event's (the earliest seen until the open event is stored). Written for both SQLite and PostgreSQL:
+# CASE for the larger of two (SQLite's two-argument max() is greatest() on PostgreSQL), and the stored row's
+# columns named by the table (PostgreSQL finds a bare name ambiguous beside `excluded`).
 _UPSERT_INCIDENT = """INSERT INTO incidents
     (incident_id, camera_id, latest_id, closed, open_id, evidence_id, first_seen, event_count)
     VALUES (?, ?, ?, ?, ?, ?, ?, 1)
     ON CONFLICT (incident_id) DO UPDATE SET
-        latest_id = max(latest_id, excluded.latest_id),
-        closed = CASE WHEN excluded.latest_id > latest_id THEN excluded.closed ELSE closed END,
-        open_id = coalesce(open_id, excluded.open_id),
+        latest_id = CASE WHEN excluded.latest_id > incidents.latest_id
+            THEN excluded.latest_id ELSE incidents.latest_id END,
+        closed = CASE WHEN excluded.latest_id > incidents.latest_id THEN excluded.closed ELSE incidents.closed END,
+        open_id = coalesce(incidents.open_id, excluded.open_id),
         evidence_id = CASE
-            WHEN evidence_id IS NULL THEN excluded.evidence_id
-            WHEN excluded.evidence_id IS NULL THEN evidence_id
-            ELSE max(evidence_id, excluded.evidence_id) END,
+            WHEN incidents.evidence_id IS NULL THEN excluded.evidence_id
+            WHEN excluded.evidence_id IS NULL THEN incidents.evidence_id
+            WHEN excluded.evidence_id > incidents.evidence_id THEN excluded.evidence_id
+            ELSE incidents.evidence_id END,
         first_seen = CASE
-            WHEN open_id IS NOT NULL THEN first_seen
+            WHEN incidents.open_id IS NOT NULL THEN incidents.first_seen
             WHEN excluded.open_id IS NOT NULL THEN excluded.first_seen
-            ELSE min(first_seen, excluded.first_seen) END,
-        event_count = event_count + 1"""
+            WHEN excluded.first_seen < incidents.first_seen THEN excluded.first_seen
+            ELSE incidents.first_seen END,
+        event_count = incidents.event_count + 1"""
 
 # What the filters of `list_incidents` are served by: each one an index that ends in latest_id, so a page is read
 # in order and stops after `limit` rows, however many incidents there are.
@@ -178,62 +228,6 @@ def _incident_row(event: Event) -> tuple[str | int | None, ...]:
     )
 
 
-class _ReadPool:
-    """Read-only connections, one per concurrent reader, up to `keep` of them kept idle for reuse.
-
-    Every connection opened is tracked until closed: `close()` closes the idle ones at once and the ones in use
-    when their reader gives them back.
-    """
-
-    def __init__(self, opener: Callable[[], sqlite3.Connection], keep: int) -> None:
-        self._opener = opener
-        self._keep = keep
-        self._lock = threading.Lock()
-        self._idle: builtins.list[sqlite3.Connection] = []
-        self._open: set[sqlite3.Connection] = set()
-        self._closed = False
-
-    @property
-    def open_count(self) -> int:
-        with self._lock:
-            return len(self._open)
-
-    def _take(self) -> sqlite3.Connection:
-        with self._lock:
-            if self._closed:
-                raise sqlite3.ProgrammingError("event store is closed")
-            if self._idle:
-                return self._idle.pop()
-        conn = self._opener()
-        with self._lock:
-            self._open.add(conn)
-        return conn
-
-    def _give_back(self, conn: sqlite3.Connection) -> None:
-        with self._lock:
-            if not self._closed and len(self._idle) < self._keep:
-                self._idle.append(conn)
-                return
-            self._open.discard(conn)
-        conn.close()
-
-    @contextmanager
-    def connection(self) -> Iterator[sqlite3.Connection]:
-        conn = self._take()
-        try:
-            yield conn
-        finally:
-            self._give_back(conn)
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            idle, self._idle = self._idle, []
-            self._open.difference_update(idle)
-        for conn in idle:
-            conn.close()
-
-
 def _where(
     camera_id: str | None,
     rule_id: str | None,
@@ -258,11 +252,14 @@ def _where(
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-def _table(camera_id: str | None, rule_id: str | None, since: datetime | None, incident_id: str | None = None) -> str:
+def _table(
+    dialect: Dialect, camera_id: str | None, rule_id: str | None, since: datetime | None, incident_id: str | None
+) -> str:
     """The FROM target. Left alone, SQLite answers a `since` filter by walking the whole table in id order
     (to skip the sort), which for a recent `since` reads every row; the last_seen index finds them directly.
+    PostgreSQL's planner weighs both from its statistics.
     """
-    if since is not None and camera_id is None and rule_id is None and incident_id is None:
+    if dialect == "sqlite" and since is not None and camera_id is None and rule_id is None and incident_id is None:
         return "events INDEXED BY events_last_seen"
     return "events"
 
@@ -270,33 +267,39 @@ def _table(camera_id: str | None, rule_id: str | None, since: datetime | None, i
 class EventStore:
     """Events by id, listed with keyset paging on the (time-ordered) ULID."""
 
-    def __init__(self, db_path: Path) -> None:
-        self.db_path = db_path
-        db_path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, target: Path | str | Database) -> None:
+        """`target`: a SQLite file's path, a PostgreSQL URL, or a Database."""
+        self.db = open_database(target, "events")
         self._lock = threading.Lock()
-        self._conn = connect(db_path)
+        self._conn = self.db.connect()
         self._closed = False
         try:
-            self._configure()
-            self._migrate()
+            self._version = self.db.migrate(self._conn, MIGRATIONS)
         except BaseException:
             self._conn.close()
             raise
-        self._readers = _ReadPool(self._open_reader, READ_POOL_SIZE)
+        self._readers = ReadPool(self._open_reader, READ_POOL_SIZE, f"event store {self.db.label}")
 
-    def _configure(self) -> None:
-        use_wal(self._conn, f"event store {self.db_path}")
+    @property
+    def _join(self) -> str:
+        """SQLite's CROSS JOIN keeps the tables in the order written (incidents first, by its index)."""
+        return "CROSS JOIN" if self.db.dialect == "sqlite" else "JOIN"
 
-    def _open_reader(self) -> sqlite3.Connection:
-        """A new read-only connection to the store's file (WAL: it reads beside the writer)."""
-        return connect_read_only(self.db_path)
+    def _open_reader(self) -> Connection:
+        """A new read-only connection (on SQLite under WAL, it reads beside the writer)."""
+        return self.db.connect_reader()
 
-    def _migrate(self) -> None:
-        apply_migrations(self._conn, MIGRATIONS, f"event store {self.db_path}")
+    @property
+    def db_path(self) -> Path:
+        """The SQLite file (for tools that read it directly)."""
+        path = getattr(self.db, "path", None)
+        if not isinstance(path, Path):
+            raise DatabaseError(f"event store {self.db.label} is not a SQLite file")
+        return path
 
     @property
     def schema_version(self) -> int:
-        return self._scalar("SELECT coalesce(max(version), 0) FROM schema_migrations", ())
+        return self._version
 
     def add(self, event: Event) -> bool:
         """Insert `event`; False (and no change) when an event with this id is already stored.
@@ -316,22 +319,16 @@ class EventStore:
             iso_utc(event.last_seen),
             event.model_dump_json(),
         )
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                cursor = conn.execute(
-                    "INSERT OR IGNORE INTO events (id, incident_id, camera_id, rule_id, zone, category, severity,"
-                    " state, first_seen, last_seen, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    row,
-                )
-                added = cursor.rowcount == 1
-                if added and event.incident_id:
-                    conn.execute(_UPSERT_INCIDENT, _incident_row(event))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._lock, transaction(self._conn) as conn:
+            cursor = conn.execute(
+                "INSERT INTO events (id, incident_id, camera_id, rule_id, zone, category, severity,"
+                " state, first_seen, last_seen, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO NOTHING",
+                row,
+            )
+            added = cursor.rowcount == 1
+            if added and event.incident_id:
+                conn.execute(_UPSERT_INCIDENT, _incident_row(event))
         if not added:
             logger.debug("event %s already stored: ignored", event.id)
         return added
@@ -360,7 +357,7 @@ class EventStore:
         if limit < 1:
             raise ValueError(f"limit {limit}: expected at least 1")
         where, params = _where(camera_id, rule_id, since, before, after, incident_id)
-        table = _table(camera_id, rule_id, since, incident_id)
+        table = _table(self.db.dialect, camera_id, rule_id, since, incident_id)
         order = "ASC" if after is not None else "DESC"
         rows = self._fetch(f"SELECT body FROM {table}{where} ORDER BY id {order} LIMIT ?", (*params, limit))
         return [Event.model_validate_json(str(body)) for (body,) in rows]
@@ -375,7 +372,7 @@ class EventStore:
         incident_id: str | None = None,
     ) -> int:
         where, params = _where(camera_id, rule_id, since, before, after, incident_id)
-        table = _table(camera_id, rule_id, since, incident_id)
+        table = _table(self.db.dialect, camera_id, rule_id, since, incident_id)
         return self._scalar(f"SELECT count(*) FROM {table}{where}", params)
 
     def list_incidents(
@@ -407,9 +404,10 @@ class EventStore:
             params.append(before)
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         index = _INCIDENT_INDEXES[(camera_id is not None, state is not None)]
+        hint = f" INDEXED BY {index}" if self.db.dialect == "sqlite" else ""
         rows = self._fetch(
-            f"SELECT i.first_seen, i.event_count, latest.body, shown.body FROM incidents AS i INDEXED BY {index}"
-            " CROSS JOIN events AS latest ON latest.id = i.latest_id"
+            f"SELECT i.first_seen, i.event_count, latest.body, shown.body FROM incidents AS i{hint}"
+            f" {self._join} events AS latest ON latest.id = i.latest_id"
             f" LEFT JOIN events AS shown ON shown.id = i.evidence_id{where} ORDER BY i.latest_id DESC LIMIT ?",
             (*params, limit),
         )
@@ -418,7 +416,7 @@ class EventStore:
     def get_incident(self, incident_id: str) -> IncidentSummary | None:
         rows = self._fetch(
             "SELECT i.first_seen, i.event_count, latest.body, shown.body FROM incidents AS i"
-            " CROSS JOIN events AS latest ON latest.id = i.latest_id"
+            f" {self._join} events AS latest ON latest.id = i.latest_id"
             " LEFT JOIN events AS shown ON shown.id = i.evidence_id WHERE i.incident_id = ?",
             (incident_id,),
         )
@@ -426,7 +424,7 @@ class EventStore:
 
     def _fetch(self, sql: str, params: Sequence[str | int]) -> builtins.list[tuple[object, ...]]:
         with self._readers.connection() as conn:
-            return conn.execute(sql, params).fetchall()
+            return [tuple(r) for r in conn.execute(sql, params).fetchall()]
 
     def _scalar(self, sql: str, params: Sequence[str | int]) -> int:
         value = self._fetch(sql, params)[0][0]

@@ -15,6 +15,7 @@ import json
 import random
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 from pydantic import SecretStr
 from standardwebhooks import Webhook
@@ -40,6 +41,21 @@ def retry_delay(attempt: int, target: TargetSettings, rng: random.Random) -> flo
         raise ValueError(f"attempt {attempt}: expected at least 1")
     cap = min(target.backoff_max_s, target.backoff_base_s * 2.0 ** min(attempt - 1, 64))
     return cap * (1.0 - target.backoff_jitter * rng.random())
+
+
+def retry_after_s(header: str | None, now: datetime) -> float | None:
+    """The wait a receiver asked for in its `Retry-After` header (RFC 9110: delay-seconds or an HTTP-date), in
+    seconds from `now`; None when there is no header or it cannot be read (the backoff alone then decides)."""
+    if header is None:
+        return None
+    text = header.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (utc(moment) - utc(now)).total_seconds())
 
 
 def utc(moment: datetime) -> datetime:

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.assets import media_mirror, model_mirror, require, ultralytics_asset
+from tests.support.postgres import PostgresServer, StoreTargets, postgres_server
 from tests.support.rtsp import rtsp_server  # noqa: F401  (session fixture)
 
 
@@ -31,3 +33,20 @@ def bus_jpg() -> Path:
 @pytest.fixture(scope="session")
 def zidane_jpg() -> Path:
     return ultralytics_asset("zidane.jpg")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server (Debian's), started once for the session on a free loopback port."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_targets(request: pytest.FixtureRequest, tmp_path: Path) -> StoreTargets:
+    """The intake's stores on each backend: SQLite files in `tmp_path`, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return StoreTargets("sqlite", tmp_path / "events.sqlite3", tmp_path / "cases.sqlite3")
+    server: PostgresServer = request.getfixturevalue("postgres")
+    url = server.new_database()
+    return StoreTargets("postgres", url, url)

@@ -34,6 +34,7 @@ router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 MAX_PHOTOS = 8
 MAX_REQUEST_BYTES = MAX_PHOTOS * MAX_PHOTO_BYTES + 256 * 1024  # the photos and the multipart framing around them
 STAGES: tuple[str, ...] = get_args(Stage)
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")  # the second: a report with no photos
 
 
 class _TooLargeError(Exception):
@@ -67,11 +68,18 @@ def _invalid(field: str, msg: str) -> HTTPException:
 
 async def _photos(request: Request) -> tuple[list[bytes], Stage]:
     """The photos' bytes and their stage from the form; 413, 415 or 422 for what cannot be taken."""
+    photos, stage, _ = await read_form(request, with_report=False)
+    return photos, stage
+
+
+async def read_form(request: Request, *, with_report: bool) -> tuple[list[bytes], Stage, str]:
+    """The photos' bytes, their stage and (`with_report`) the `report` field's text from a multipart form; 413, 415
+    or 422 for what cannot be taken. With a report, photos are optional and the stage defaults to `before`."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > MAX_REQUEST_BYTES:
         raise _too_large(f"request over {MAX_REQUEST_BYTES} bytes: at most {MAX_PHOTOS} photos of {MAX_PHOTO_BYTES}")
     content_type = request.headers.get("content-type", "")
-    if not content_type.lower().startswith("multipart/form-data"):
+    if not content_type.lower().startswith(FORM_TYPES if with_report else FORM_TYPES[:1]):
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, detail="expected multipart/form-data")
     try:
         form = await _limited(request, MAX_REQUEST_BYTES).form(max_files=MAX_PHOTOS, max_fields=4)
@@ -82,14 +90,22 @@ async def _photos(request: Request) -> tuple[list[bytes], Stage]:
             raise _too_large(f"at most {MAX_PHOTOS} photos per request") from None
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(exc.detail)) from None
     try:
-        unknown = sorted(set(form.keys()) - {"photo", "stage"})
+        known = {"photo", "stage", "report"} if with_report else {"photo", "stage"}
+        unknown = sorted(set(form.keys()) - known)
         if unknown:
-            raise _invalid(unknown[0], f"unknown form field(s): {', '.join(unknown)}; expected photo and stage")
-        stages = form.getlist("stage")
+            expected = ", ".join(sorted(known))
+            raise _invalid(unknown[0], f"unknown form field(s): {', '.join(unknown)}; expected {expected}")
+        report = ""
+        if with_report:
+            texts = form.getlist("report")
+            if len(texts) != 1 or not isinstance(texts[0], str):
+                raise _invalid("report", "one report field: the report as JSON text")
+            report = texts[0]
+        stages = form.getlist("stage") or (["before"] if with_report else [])
         if len(stages) != 1 or not isinstance(stages[0], str) or stages[0] not in STAGES:
             raise _invalid("stage", "one stage, before or after")
         uploads = form.getlist("photo")
-        if not uploads:
+        if not uploads and not with_report:
             raise _invalid("photo", "at least one photo file")
         photos: list[bytes] = []
         for upload in uploads:
@@ -99,12 +115,12 @@ async def _photos(request: Request) -> tuple[list[bytes], Stage]:
                 raise _too_large(f"photo {upload.filename or ''!r} over {MAX_PHOTO_BYTES} bytes")
             photos.append(await upload.read(MAX_PHOTO_BYTES + 1))
         stage: Stage = "before" if stages[0] == "before" else "after"
-        return photos, stage
+        return photos, stage, report
     finally:
         await form.close()
 
 
-def _stored(evidence: EvidenceStore, photos: list[bytes], stage: Stage) -> list[Evidence]:
+def stored_photos(evidence: EvidenceStore, photos: list[bytes], stage: Stage) -> list[Evidence]:
     stored: list[Evidence] = []
     for index, data in enumerate(photos, start=1):
         try:
@@ -168,7 +184,7 @@ async def add_case_photos(
         refused = Refused(detail=detail, allowed=allowed_actions(case.state, caller.role))
         return JSONResponse(refused.model_dump(), status_code=status.HTTP_409_CONFLICT)
     photos, stage = await _photos(request)
-    stored = await run_in_threadpool(_stored, evidence, photos, stage)
+    stored = await run_in_threadpool(stored_photos, evidence, photos, stage)
     try:
         changed = await run_in_threadpool(
             cases.attach_photos, case_id, stored, actor=caller.name, role=caller.role, at=datetime.now(UTC)

@@ -8,14 +8,14 @@ import logging
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, status
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CasesDep, OperatorDep, ViewerDep
-from api.models import AUTH_ERRORS, Problem, Unprocessable
-from intake.case_model import ActionRequest, Case, CaseCreate, CaseState, Source
+from api.models import AUTH_ERRORS, Problem
+from intake.case_model import ActionRequest, Case, CaseState, Source
 from intake.case_store import CaseNotFoundError
 from intake.store import ULID_PATTERN
 from intake.workflow import ACTIONS, TransitionRefusedError, allowed_actions
@@ -53,28 +53,6 @@ class Refused(BaseModel):
 
     detail: str
     allowed: list[str]
-
-
-@router.post(
-    "",
-    operation_id="report_case",
-    status_code=status.HTTP_201_CREATED,
-    responses={
-        200: {"model": CaseView, "description": "already reported with this sender_id"},
-        422: {"model": Unprocessable, "description": "not a report, or a camera or sensor report"},
-        **UNPARSABLE,
-        **AUTH_ERRORS,
-    },
-)
-def report_case(report: CaseCreate, caller: OperatorDep, cases: CasesDep, response: Response) -> CaseView:
-    """A report; posting the same `sender_id` again returns the case made the first time (200, not 201).
-    Camera and sensor cases come from their incidents, not from this route."""
-    if report.source in (Source.camera, Source.sensor):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="camera and sensor cases come from incidents")
-    case, created = cases.create(report, actor=caller.name, role=caller.role, at=datetime.now(UTC))
-    if not created:
-        response.status_code = status.HTTP_200_OK
-    return CaseView(case=case, allowed=allowed_actions(case.state, caller.role))
 
 
 @router.get("", operation_id="list_cases", responses=AUTH_ERRORS)

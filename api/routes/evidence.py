@@ -38,7 +38,7 @@ def get_evidence(
 ) -> FileResponse:
     path = evidence.path(key)
     if not path.is_file():
-        pruned = pruned_record(store.db_path, key)
+        pruned = pruned_record(store.db, key)
         if pruned is not None:
             detail = f"evidence {key} removed by retention on {pruned.at.date().isoformat()} ({pruned.reason})"
             raise HTTPException(status.HTTP_410_GONE, detail=detail)

@@ -57,16 +57,16 @@ class WebhookAccepted(BaseModel):
     created: bool
 
 
-def _inlined(node: Any, defs: dict[str, Any]) -> Any:
+def inlined(node: Any, defs: dict[str, Any]) -> Any:
     """`node` with its `#/$defs/...` references replaced by what they name (the models here are not recursive)."""
     if isinstance(node, dict):
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.startswith("#/$defs/"):
             rest = {k: v for k, v in node.items() if k != "$ref"}
-            return {**_inlined(defs[ref.removeprefix("#/$defs/")], defs), **_inlined(rest, defs)}
-        return {k: _inlined(v, defs) for k, v in node.items() if k != "$defs"}
+            return {**inlined(defs[ref.removeprefix("#/$defs/")], defs), **inlined(rest, defs)}
+        return {k: inlined(v, defs) for k, v in node.items() if k != "$defs"}
     if isinstance(node, list):
-        return [_inlined(v, defs) for v in node]
+        return [inlined(v, defs) for v in node]
     return node
 
 
@@ -74,7 +74,7 @@ def request_schema() -> dict[str, Any]:
     """The JSON schema of the body, for the OpenAPI document: the envelope with `CaseCreate` as its data, where
     `sender_id` may be left out and `source` defaults to `external`."""
     case = CaseCreate.model_json_schema()
-    data: dict[str, Any] = _inlined(case, case.get("$defs", {}))
+    data: dict[str, Any] = inlined(case, case.get("$defs", {}))
     data["required"] = [name for name in data.get("required", []) if name != "sender_id"]
     data["properties"]["source"]["default"] = Source.external.value
     data["description"] = InboundReport.model_fields["data"].description
@@ -90,7 +90,7 @@ def _refused(code: int, detail: str, request: Request, webhook_id: str) -> HTTPE
     return HTTPException(code, detail=detail)
 
 
-async def _body(request: Request, limit: int) -> bytes | None:
+async def read_body(request: Request, limit: int) -> bytes | None:
     """The raw body, or None when it is longer than `limit` (read no further than that)."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
@@ -165,7 +165,7 @@ async def intake_webhook(request: Request, deps: DepsDep, response: Response) ->
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="no inbound webhook secret configured")
     if deps.cases is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="this server keeps no cases")
-    body = await _body(request, MAX_BODY_BYTES)
+    body = await read_body(request, MAX_BODY_BYTES)
     if body is None:
         raise _refused(413, f"body over {MAX_BODY_BYTES} bytes", request, webhook_id)
     try:

@@ -79,7 +79,7 @@ def case_stats(
     """Per group, cases reported in [since, until): total, closed (结案), closed on time (按期结案), reworked
     (返工), extended (延期), and their rates; a rate is null when its denominator is 0."""
     window = stats_range(since, until)
-    return CaseStats(cases.db_path).report(window, by, level)
+    return CaseStats(cases.db).report(window, by, level)
 
 
 @router.get("/api/v1/rules/false-alarms", operation_id="false_alarm_rates", responses=RANGE_ERRORS)
@@ -88,4 +88,4 @@ def false_alarm_rates(
 ) -> FalseAlarmReport:
     """Per rule and camera, camera cases reported in [since, until) and how many operators marked as false
     alarms (误报), with the rate; and each rule's totals over all its cameras."""
-    return CaseStats(cases.db_path).false_alarm_rates(stats_range(since, until))
+    return CaseStats(cases.db).false_alarm_rates(stats_range(since, until))

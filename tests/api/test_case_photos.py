@@ -239,3 +239,64 @@ def test_a_streamed_upload_is_cut_off_at_the_request_limit(
     answer = api.post(f"/api/v1/cases/{case_id}/photos", content=body(), headers=headers)
     assert answer.status_code == 413, answer.text
     assert api.get(f"/api/v1/cases/{case_id}", headers=bearer("viewer")).json()["case"]["evidence"] == []
+
+
+def report_with(api: TestClient, report: dict[str, Any], files: list[tuple[str, bytes, str]], **data: str) -> Any:
+    parts = [("photo", (name, content, kind)) for name, content, kind in files]
+    form = {"report": json.dumps(report, ensure_ascii=False), **data}
+    return api.post("/api/v1/cases", data=form, files=parts or None, headers=bearer("operator"))
+
+
+def test_a_report_and_its_photos_arrive_in_one_request(
+    api: TestClient, cases: CaseStore, bus_jpg: bytes, png: bytes
+) -> None:
+    # when: the app sends the report with two photos as one form
+    posted = report_with(api, REPORT, [("bus.jpg", bus_jpg, "image/jpeg"), ("sketch.png", png, "image/png")])
+    # then: one case holding both photos (before it was handled), served as sent
+    assert posted.status_code == 201, posted.text
+    case = posted.json()["case"]
+    photos = [Evidence.model_validate(e) for e in case["evidence"]]
+    assert [(p.kind, p.stage, p.content_type) for p in photos] == [
+        ("photo", "before", "image/jpeg"),
+        ("photo", "before", "image/png"),
+    ]
+    served = api.get(f"/api/v1/evidence/{photos[0].key}", headers=bearer("viewer"))
+    assert served.content == bus_jpg
+    # and the same report again (a retry) is the same case, with no photo added twice
+    again = report_with(api, REPORT, [("bus.jpg", bus_jpg, "image/jpeg")])
+    assert again.status_code == 200 and again.json()["case"]["id"] == case["id"]
+    stored = cases.get(case["id"])
+    assert stored is not None and len(stored.evidence) == 2
+
+
+def test_a_form_without_photos_is_a_plain_report_and_after_photos_are_taken(api: TestClient, png: bytes) -> None:
+    plain = report_with(api, {**REPORT, "sender_id": "app:plain"}, [])
+    assert plain.status_code == 201 and plain.json()["case"]["evidence"] == []
+    after = report_with(api, {**REPORT, "sender_id": "app:after"}, [("done.png", png, "image/png")], stage="after")
+    assert after.status_code == 201 and after.json()["case"]["evidence"][0]["stage"] == "after"
+
+
+def test_a_bad_report_or_photo_in_a_form_makes_no_case(api: TestClient, cases: CaseStore, bus_jpg: bytes) -> None:
+    bad = report_with(api, {**REPORT, "lat": 95, "colour": "red"}, [("bus.jpg", bus_jpg, "image/jpeg")])
+    assert bad.status_code == 422
+    assert sorted(tuple(e["loc"]) for e in bad.json()["detail"]) == [
+        ("body", "report", "colour"),
+        ("body", "report", "lat"),
+    ]
+    assert "95" not in bad.text and "red" not in bad.text  # never echoed back
+    not_json = api.post(
+        "/api/v1/cases",
+        data={"report": "{not json"},
+        files=[("photo", ("a.jpg", bus_jpg, "image/jpeg"))],
+        headers=bearer("operator"),
+    )
+    assert not_json.status_code == 422
+    text = report_with(api, REPORT, [("notes.txt", b"not an image at all", "image/jpeg")])
+    assert text.status_code == 415
+    unknown = report_with(api, REPORT, [], colour="red")
+    assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["body", "colour"]
+    wrong_type = api.post(
+        "/api/v1/cases", content=b"<report/>", headers={**bearer("operator"), "content-type": "text/xml"}
+    )
+    assert wrong_type.status_code == 415
+    assert cases.list() == []

@@ -4,13 +4,16 @@ checks on every route; refused actions list what is allowed; every step audited.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from core.settings import ApiRole
+from intake.case_store import CaseStore
 from tests.api.conftest import bearer
+from tests.support.postgres import StoreTargets
 
 REPORT = {
     "sender_id": "app-7f3a:0001",
@@ -22,6 +25,14 @@ REPORT = {
     "lat": 31.2304,
     "reporter": {"name": "张网格", "id": "GW-0117"},
 }
+
+
+@pytest.fixture
+def cases(store_targets: StoreTargets) -> Iterator[CaseStore]:
+    """The case store on each backend: the loop runs on SQLite and on PostgreSQL."""
+    store = CaseStore(store_targets.cases)
+    yield store
+    store.close()
 
 
 def act(api: TestClient, case_id: str, action: str, role: ApiRole = "operator", **body: Any) -> Any:

@@ -20,7 +20,7 @@ def test_healthz_reports_version_stream_and_the_callers_details(client: TestClie
     assert response.json() == {
         "status": "ok",
         "version": VERSION,
-        "schema_version": len(MIGRATIONS),
+        "schema_version": len(MIGRATIONS["sqlite"]),
         "stream_subscribers": 1,
         "stream_dropped": 0,
         "details": {"cameras": {"online": 3, "offline": 1}, "patrol": "running"},

@@ -19,6 +19,7 @@ from intake.store import EventStore
 from tests.intake.outbox_builders import make_secret
 from tests.intake.receiver import Receiver, running
 from tests.support.assets import ROOT
+from tests.support.postgres import StoreTargets
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +51,9 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def runtime(config: Path, tmp_path: Path, receiver: Receiver) -> Iterator[Runtime]:
+def runtime(config: Path, tmp_path: Path, receiver: Receiver, store_targets: StoreTargets) -> Iterator[Runtime]:
+    """`gridwatch run` on the demo config, its stores on SQLite files in data_dir or on PostgreSQL."""
+    database = {"database_url": store_targets.cases} if store_targets.dialect == "postgres" else {}
     settings = {
         "data_dir": str(tmp_path / "data"),
         "models_dir": str(tmp_path / "models"),
@@ -58,6 +61,7 @@ def runtime(config: Path, tmp_path: Path, receiver: Receiver) -> Iterator[Runtim
         "intake": {
             "targets": {"city": {"url": receiver.url("/city"), "secret": receiver.secrets["/city"], "timeout_s": 2.0}},
             "sweep_s": 1,
+            **database,
         },
     }
     (config / "settings.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
@@ -69,7 +73,7 @@ def runtime(config: Path, tmp_path: Path, receiver: Receiver) -> Iterator[Runtim
 
 
 def test_a_camera_incident_goes_round_the_loop_and_reaches_the_city_platform(
-    runtime: Runtime, receiver: Receiver
+    runtime: Runtime, receiver: Receiver, store_targets: StoreTargets
 ) -> None:
     api = TestClient(runtime.app)
     # given: the patrol finds people on the walkway; each camera's incident becomes a camera case
@@ -112,6 +116,7 @@ def test_a_camera_incident_goes_round_the_loop_and_reaches_the_city_platform(
     assert closed[0].data["state"] == "closed" and closed[0].data["department"] == "校园保卫处"
     # and at stop, every incident still open is closed in the store ("gridwatch stopped"), none left hanging
     runtime.stop()
-    with EventStore(runtime.settings.data_dir / "events.sqlite3") as store:
+    postgres = store_targets.dialect == "postgres"
+    with EventStore(store_targets.events if postgres else runtime.settings.data_dir / "events.sqlite3") as store:
         assert store.list_incidents(state="open") == []
         assert store.list_incidents(state="closed")

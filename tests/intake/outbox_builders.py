@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import base64
 import os
-import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
+from intake.db import Connection, Database, open_database, transaction
 from intake.outbox import OUTBOX_MIGRATION, enqueue
-from intake.sqlite import apply_migrations, connect, use_wal
+from intake.outbox_store import POSTGRES_OUTBOX
 from intake.webhooks import TargetSettings
+from tests.support.postgres import StoreTargets
 
 
 class SimClock:
@@ -49,29 +49,29 @@ def make_target(url: str, secret: str, **overrides: float | int) -> TargetSettin
     return TargetSettings.model_validate(values)
 
 
-def make_db(tmp_path: Path) -> Path:
-    """A SQLite file in WAL mode with the outbox table, as the case store's migrations leave it."""
-    path = tmp_path / "intake.sqlite3"
-    conn = connect(path)
-    use_wal(conn, "test db")
-    apply_migrations(conn, (OUTBOX_MIGRATION,), "test db")
-    conn.close()
-    return path
-
-
-def put(
-    conn: sqlite3.Connection, case_id: str, n: int, targets: Sequence[str], event_type: str = "case.updated"
-) -> list[str]:
-    """One case change with its deliveries, committed in one transaction (as the case store does)."""
-    conn.execute("BEGIN IMMEDIATE")
-    ids = enqueue(conn, case_id=case_id, event_type=event_type, payload={"case_id": case_id, "n": n}, targets=targets)
-    conn.execute("COMMIT")
-    return ids
-
-
-def outbox_rows(db_path: Path, columns: str = "id, state, attempts") -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(db_path)
+def make_db(targets: StoreTargets) -> Database:
+    """The case store's database (a SQLite file in WAL mode, or PostgreSQL) with the outbox table, as the case
+    store's migrations leave it."""
+    db = open_database(targets.cases, "cases")
+    conn = db.connect()
     try:
-        return conn.execute(f"SELECT {columns} FROM outbox ORDER BY id").fetchall()
+        db.migrate(conn, {"sqlite": (OUTBOX_MIGRATION,), "postgres": (POSTGRES_OUTBOX,)})
+    finally:
+        conn.close()
+    return db
+
+
+def put(conn: Connection, case_id: str, n: int, targets: Sequence[str], event_type: str = "case.updated") -> list[str]:
+    """One case change with its deliveries, committed in one transaction (as the case store does)."""
+    with transaction(conn):
+        return enqueue(
+            conn, case_id=case_id, event_type=event_type, payload={"case_id": case_id, "n": n}, targets=targets
+        )
+
+
+def outbox_rows(db: Database, columns: str = "id, state, attempts") -> list[tuple[object, ...]]:
+    conn = db.connect_reader()
+    try:
+        return [tuple(r) for r in conn.execute(f"SELECT {columns} FROM outbox ORDER BY id").fetchall()]
     finally:
         conn.close()

@@ -34,6 +34,7 @@ class Receiver:
     secrets: Mapping[str, str]  # path -> whsec_ secret
     now: Callable[[], datetime] | None = None  # a simulated clock: verify with `verify_inbound`
     down: bool = False
+    retry_after: str | None = None  # sent as `Retry-After` with each 503 while down
     status_for: Callable[[str, dict[str, object]], int] | None = None  # (path, body) -> status
     arrivals: list[Arrival] = field(default_factory=list)
     attempts: int = 0
@@ -86,6 +87,8 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             if status >= 400 and query:
                 answer += f" (for {self.path})".encode()  # a receiver that quotes the request: must be redacted
             self.send_response(status)
+            if status == 503 and receiver.retry_after is not None:
+                self.send_header("retry-after", receiver.retry_after)
             self.send_header("content-length", str(len(answer)))
             self.end_headers()
             self.wfile.write(answer)

@@ -21,19 +21,21 @@ from intake.incident_cases import IncidentCases
 from intake.store import EventStore
 from intake.workflow import TransitionRefusedError
 from tests.intake.builders import BASE_TIME, make_event, make_evidence, make_image_bytes
+from tests.support.postgres import StoreTargets
 
 NOW = BASE_TIME + timedelta(minutes=10)
 
 
 @pytest.fixture
-def events(tmp_path: Path) -> Iterator[EventStore]:
-    with EventStore(tmp_path / "events.sqlite3") as store:
+def events(store_targets: StoreTargets) -> Iterator[EventStore]:
+    with EventStore(store_targets.events) as store:
         yield store
 
 
 @pytest.fixture
-def cases(tmp_path: Path) -> Iterator[CaseStore]:
-    store = CaseStore(tmp_path / "cases.sqlite3")
+def cases(store_targets: StoreTargets) -> Iterator[CaseStore]:
+    """A case store on each backend, SQLite and PostgreSQL (with the event store beside it)."""
+    store = CaseStore(store_targets.cases)
     yield store
     store.close()
 

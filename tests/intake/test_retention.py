@@ -4,9 +4,9 @@ as the intake keeps them. Only the disk's size is simulated (`disk_usage`, an OS
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,6 +36,7 @@ from intake.retention import (
 from intake.store import EventStore
 from tests.intake.builders import BASE_TIME, make_event, make_evidence, make_image_bytes, ulid_at
 from tests.intake.case_builders import act, close_at
+from tests.support.postgres import StoreTargets
 
 DAY = timedelta(days=1)
 DEFAULT = RetentionPolicy.from_settings(RetentionSettings())
@@ -115,13 +116,14 @@ class World:
 
     def prune(self, now: datetime, policy: RetentionPolicy = DEFAULT, disk: FakeDisk | None = None) -> PruneReport:
         usage = disk if disk is not None else FakeDisk(self.evidence.root, 10**12, 0)
-        return prune(self.evidence, self.events.db_path, self.cases.db_path, policy, now, disk_usage=usage)
+        return prune(self.evidence, self.events.db, self.cases.db, policy, now, disk_usage=usage)
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    events = EventStore(tmp_path / "events.sqlite3")
-    cases = CaseStore(tmp_path / "cases.sqlite3")
+def world(tmp_path: Path, store_targets: StoreTargets) -> Iterator[World]:
+    """Evidence files with both stores on each backend, SQLite and PostgreSQL."""
+    events = EventStore(store_targets.events)
+    cases = CaseStore(store_targets.cases)
     try:
         yield World(tmp_path, EvidenceStore(tmp_path / "evidence"), events, cases)
     finally:
@@ -305,7 +307,7 @@ def test_a_dry_run_removes_nothing_and_reports_what_a_real_run_does(world: World
     dry = world.prune(BASE_TIME + 7 * DAY, dry_policy, disk)
     # then nothing is gone, nothing is recorded
     assert disk.evidence_bytes() == before and world.present(old.evidence[0])
-    assert pruned_record(world.events.db_path, old.evidence[0].key) is None
+    assert pruned_record(world.events.db, old.evidence[0].key) is None
     real = world.prune(BASE_TIME + 7 * DAY, DEFAULT, disk)
     assert dry.dry_run and not real.dry_run
     assert dry.model_dump(exclude={"dry_run"}) == real.model_dump(exclude={"dry_run"})
@@ -336,11 +338,11 @@ def test_the_pruned_table_says_when_and_why(world: World) -> None:
     gone = world.event(BASE_TIME, Severity.info)
     now = BASE_TIME + 30 * DAY
     world.prune(now)
-    record = pruned_record(world.events.db_path, gone.evidence[0].key)
+    record = pruned_record(world.events.db, gone.evidence[0].key)
     assert record is not None
     assert (record.at, record.reason) == (now, "age")
-    with sqlite3.connect(world.events.db_path) as conn:
-        assert conn.execute("SELECT count(*) FROM pruned").fetchone() == (1,)
+    with closing(world.events.db.connect_reader()) as conn:
+        assert tuple(conn.execute("SELECT count(*) FROM pruned").fetchone()) == (1,)
 
 
 def test_a_missing_database_is_an_error_that_names_it(world: World, tmp_path: Path) -> None:
@@ -351,7 +353,7 @@ def test_a_missing_database_is_an_error_that_names_it(world: World, tmp_path: Pa
 
 def test_without_cases_events_alone_decide(world: World) -> None:
     event = world.event(BASE_TIME, Severity.info)
-    report = prune(world.evidence, world.events.db_path, None, DEFAULT, BASE_TIME + 8 * DAY)
+    report = prune(world.evidence, world.events.db, None, DEFAULT, BASE_TIME + 8 * DAY)
     assert [f.key for f in report.files] == [event.evidence[0].key]
 
 
@@ -362,9 +364,7 @@ def test_low_water_must_be_below_high_water() -> None:
 
 def test_the_job_prunes_in_its_thread_and_logs_a_summary(world: World, caplog: pytest.LogCaptureFixture) -> None:
     event = world.event(BASE_TIME, Severity.info)
-    job = RetentionJob(
-        world.evidence, world.events.db_path, world.cases.db_path, DEFAULT, lambda: BASE_TIME + 30 * DAY, 0.01
-    )
+    job = RetentionJob(world.evidence, world.events.db, world.cases.db, DEFAULT, lambda: BASE_TIME + 30 * DAY, 0.01)
     with caplog.at_level(logging.INFO, logger="intake.retention"):
         job.start()
         deadline = time.monotonic() + 10
@@ -376,12 +376,14 @@ def test_the_job_prunes_in_its_thread_and_logs_a_summary(world: World, caplog: p
 
 
 def test_the_cli_prints_the_report_and_a_dry_run_keeps_everything(
-    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    world: World, tmp_path: Path, store_targets: StoreTargets, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # given a config folder whose data_dir is the world's (BASE_TIME is long past: info evidence is old)
+    # given a config folder whose data_dir is the world's, and its database (BASE_TIME is long past: info
+    # evidence is old)
     config = tmp_path / "config"
     config.mkdir()
-    (config / "settings.yaml").write_text(f"data_dir: {tmp_path}\n")
+    database = f"intake: {{database_url: '{store_targets.events}'}}\n" if store_targets.dialect == "postgres" else ""
+    (config / "settings.yaml").write_text(f"data_dir: {tmp_path}\n{database}")
     event = world.event(BASE_TIME, Severity.info)
     # when / then
     assert main(["evidence", "prune", "--config", str(config), "--dry-run"]) == 0

@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from core.events import Event, EventState
+from intake.db import Connection
+from intake.sqlite import SqliteConnection
 from intake.store import MIGRATIONS, EventStore, IncidentStateFilter, IncidentSummary, iso_utc
 from tests.intake.builders import BASE_TIME, make_event, make_event_with_blobs, ulid_at
+from tests.support.postgres import StoreTargets
 
 
 @pytest.fixture
@@ -21,8 +24,9 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db_path: Path) -> Iterator[EventStore]:
-    with EventStore(db_path) as opened:
+def store(store_targets: StoreTargets) -> Iterator[EventStore]:
+    """An event store on each backend, SQLite and PostgreSQL."""
+    with EventStore(store_targets.events) as opened:
         yield opened
 
 
@@ -55,8 +59,9 @@ def test_add_is_idempotent_on_id(store: EventStore) -> None:
     assert store.get(first.id) == first
 
 
-def test_journal_mode_is_wal_for_every_connection(store: EventStore, db_path: Path) -> None:
-    store.add(make_event())
+def test_journal_mode_is_wal_for_every_connection(db_path: Path) -> None:
+    with EventStore(db_path) as store:
+        store.add(make_event())
     other = sqlite3.connect(db_path)
     try:
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -68,9 +73,9 @@ def test_reopening_keeps_events_and_schema_version(db_path: Path) -> None:
     event = make_event()
     with EventStore(db_path) as first:
         first.add(event)
-        assert first.schema_version == len(MIGRATIONS)
+        assert first.schema_version == len(MIGRATIONS["sqlite"])
     with EventStore(db_path) as second:
-        assert second.schema_version == len(MIGRATIONS)
+        assert second.schema_version == len(MIGRATIONS["sqlite"])
         assert second.get(event.id) == event
 
 
@@ -161,9 +166,10 @@ class TracedStore(EventStore):
         self.statements: list[str] = []
         super().__init__(db_path)
 
-    def _open_reader(self) -> sqlite3.Connection:
+    def _open_reader(self) -> Connection:
         conn = super()._open_reader()
-        conn.set_trace_callback(self.statements.append)
+        assert isinstance(conn, SqliteConnection)
+        conn.raw.set_trace_callback(self.statements.append)
         return conn
 
 
@@ -250,9 +256,10 @@ class PausingStore(EventStore):
         self.resume = threading.Event()
         super().__init__(db_path)
 
-    def _open_reader(self) -> sqlite3.Connection:
+    def _open_reader(self) -> Connection:
         conn = super()._open_reader()
-        conn.set_progress_handler(self._pause, 1)
+        assert isinstance(conn, SqliteConnection)
+        conn.raw.set_progress_handler(self._pause, 1)
         return conn
 
     def _pause(self) -> int:
@@ -524,7 +531,7 @@ def v1_database(db_path: Path, events: list[Event], *, v1_bodies: bool) -> None:
     try:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
-        for statement in MIGRATIONS[0]:
+        for statement in MIGRATIONS["sqlite"][0]:
             conn.execute(statement)
         conn.execute("INSERT INTO schema_migrations VALUES (1, '2024-05-01T00:00:00.000000Z')")
         for event in events:
@@ -560,7 +567,7 @@ def test_a_version_1_database_opens_migrated_and_its_events_read_as_incident_les
     # when
     with EventStore(db_path) as store:
         # then: migrated, every old event reads back as it was (schema 1), without an incident
-        assert store.schema_version == len(MIGRATIONS)
+        assert store.schema_version == len(MIGRATIONS["sqlite"])
         assert store.list() == [event.model_copy(update={"schema_version": 1}) for event in old[::-1]]
         assert [(event.schema_version, event.incident_id) for event in store.list()] == [(1, "")] * 2
         assert ids(store.list(incident_id="")) == ids(old[::-1])
@@ -573,7 +580,7 @@ def test_a_version_1_database_opens_migrated_and_its_events_read_as_incident_les
         assert [s.incident_id for s in store.list_incidents()] == [INCIDENT_B]
         assert store.count() == 5
     with EventStore(db_path) as reopened:
-        assert reopened.schema_version == len(MIGRATIONS)
+        assert reopened.schema_version == len(MIGRATIONS["sqlite"])
         assert reopened.count(incident_id="") == 2
 
 
