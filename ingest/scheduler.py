@@ -84,7 +84,7 @@ class PlanPolicy:
     lead_headroom: float = 0.25  # a visit's lead: its longest recent visit, plus this share of it
     max_lead_share: float = 0.5  # and at most this share of its revisit target
     start_slack: float = 0.01  # and, while keeping up, this share of the target for the wait for a worker
-    failing_share: float = 0.25  # failing cameras' visits in flight: at most this share of the workers (or 1)
+    failing_share: float = 0.1  # failing cameras' visits in flight: at most this share of the workers (or 1)
 
 
 @dataclass(slots=True)
