@@ -12,6 +12,11 @@ calls only), revisit intervals against the target, coverage (share of reachable 
 the open one at the end included, is within the target / within 90 s). An overload case gives the slots 70 % of
 what the fleet needs, with priorities: 10 % of cameras at 9, 20 % at 5, the rest at 0.
 
+Visits in flight over RTSP (skipped with `--no-rtsp`): K threads each make keyframe visits back to back against the
+GStreamer RTSP test server (the tests' fixture, on loopback) for a few seconds; the process's resident memory
+(sampled every 50 ms, median over the run, above what it held before) and CPU (`process_time`, all threads) say
+what one RTSP session in flight costs the patrol's process (the server's process is not counted).
+
 Writes the `## Patrol scheduler` section of docs/benchmarks.md (other sections are kept).
 """
 
@@ -25,6 +30,8 @@ import os
 import platform
 import random
 import statistics
+import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -33,10 +40,14 @@ from pathlib import Path
 from typing import Protocol
 
 from bench.report import replace_section
+from core.errors import GrabError
 from ingest.cameras import Camera
+from ingest.grabber import GrabTimeouts, grab_stream
 from ingest.scheduler import BackoffPolicy, InProcessScheduler
 from ingest.scheduling import HealthChange, VisitCostLike
 from ingest.visit import VisitCost
+from tests.support.assets import media_mirror
+from tests.support.rtsp import start_server
 
 logger = logging.getLogger("bench.scheduler")
 ROOT = Path(__file__).resolve().parents[1]
@@ -260,7 +271,96 @@ def run_case(title: str, n: int, revisit: float, utilisation: float, rounds: flo
     return Case(title, n, slots, tuple(outcomes))
 
 
-def section(cases: Sequence[Case], command: str) -> str:
+@dataclass(frozen=True, slots=True)
+class Sessions:
+    in_flight: int
+    visits: int
+    failures: int
+    wall_s: float
+    cpu_s: float
+    rss_mb: float  # median resident memory during the run, above the baseline
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return math.nan
+
+
+def rtsp_sessions(urls: Sequence[str], in_flight: int, seconds: float, baseline_mb: float) -> Sessions:
+    """`in_flight` threads making keyframe visits back to back for `seconds`."""
+    stop = threading.Event()
+    counts = [0, 0]
+    lock = threading.Lock()
+
+    def worker(k: int) -> None:
+        seq = 0
+        while not stop.is_set():
+            seq += 1
+            try:
+                grab_stream(urls[k % len(urls)], f"cam-{k}", seq, GrabTimeouts())
+                ok = 0
+            except GrabError:
+                ok = 1
+            with lock:
+                counts[ok] += 1
+
+    threads = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(in_flight)]
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for t in threads:
+        t.start()
+    samples = []
+    while time.perf_counter() - wall0 < seconds:
+        time.sleep(0.05)
+        samples.append(_rss_mb())
+    stop.set()
+    for t in threads:
+        t.join(15)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    rss = statistics.median(samples[len(samples) // 4 :]) - baseline_mb  # past the ramp-up
+    return Sessions(in_flight, counts[0], counts[1], wall, cpu, rss)
+
+
+def measure_rtsp(levels: Sequence[int], seconds: float) -> list[Sessions]:
+    footage = media_mirror() / "vtest_h264.mp4"
+    with tempfile.TemporaryDirectory(prefix="gridwatch-sched-") as tmp:
+        proc, server = start_server(footage, Path(tmp) / "rtsp.log")
+        try:
+            urls = [server.url(i) for i in range(server.paths)]
+            rtsp_sessions(urls, 2, 2.0, 0.0)  # warm-up: codecs, threads, allocator
+            baseline = _rss_mb()
+            out = []
+            for k in levels:
+                out.append(rtsp_sessions(urls, k, seconds, baseline))
+                logger.info("  %s", out[-1])
+            return out
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def rtsp_lines(runs: Sequence[Sessions]) -> list[str]:
+    lines = [
+        "### Visits in flight over RTSP",
+        "",
+        "Keyframe visits back to back against the GStreamer RTSP test server on loopback (the shared footage,",
+        "768x576 H.264, keyframe every 2 s, 4 paths), K at once; the patrol's process only.",
+        "",
+        "| in flight | visits | failed | visits/s | CPU ms per visit | CPU cores | resident MB above idle "
+        "| MB per session |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        done = max(1, r.visits + r.failures)
+        lines.append(
+            f"| {r.in_flight} | {r.visits} | {r.failures} | {r.visits / r.wall_s:.1f} | {r.cpu_s / done * 1e3:.1f} "
+            f"| {r.cpu_s / r.wall_s:.2f} | {r.rss_mb:.1f} | {r.rss_mb / r.in_flight:.2f} |"
+        )
+    return [*lines, ""]
+
+
+def section(cases: Sequence[Case], sessions: Sequence[Sessions], command: str) -> str:
     lines = [
         HEADING,
         "",
@@ -293,6 +393,8 @@ def section(cases: Sequence[Case], command: str) -> str:
                 for prio, (p95, target, ninety) in sorted(o.by_priority.items(), reverse=True):
                     lines.append(f"| {o.policy} | {prio} | {p95:.1f} | {target:.1%} | {ninety:.1%} |")
         lines.append("")
+    if sessions:
+        lines += rtsp_lines(sessions)
     lines += [
         "Targets: scheduler under 1 % of a core at 200 visits/s (under 50 µs per acquire + complete); 12,000",
         "cameras at a 60 s target: revisit p95 <= 66 s and every reachable camera within 90 s.",
@@ -305,6 +407,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=float, default=8, help="measured rounds (of 60 s) after the warm-up")
     parser.add_argument("--big-rounds", type=float, default=3, help="measured rounds for the 100,000-camera fleet")
     parser.add_argument("--no-big", action="store_true", help="skip the 100,000-camera fleet")
+    parser.add_argument("--no-rtsp", action="store_true", help="skip the RTSP sessions (needs GStreamer)")
+    parser.add_argument("--rtsp-seconds", type=float, default=8.0, help="seconds per number of sessions in flight")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(asctime)s %(name)s: %(message)s")
@@ -316,7 +420,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_big:
         cases.append(run_case("100,000 cameras, capacity for the target", 100_000, 60.0, 0.85, args.big_rounds, False))
     command = "python -m bench.scheduler" + (" " + " ".join(argv) if argv else "")
-    text = section(cases, command)
+    sessions = [] if args.no_rtsp else measure_rtsp((1, 8, 32), args.rtsp_seconds)
+    text = section(cases, sessions, command)
     replace_section(args.out, HEADING, text)
     print(text)
     return 0

@@ -5,8 +5,8 @@ passing the visit's cost. A camera is never leased to two workers at once.
 
 Policy. Each camera has a revisit target `revisit_s` and a priority 0-9. A visit is planned to *start* at
 `due = last_visit + revisit_s - lead`, where `lead` is the longest of the camera's last 16 visits plus 25 % (from
-the costs `complete()` is given, kept in a small ring per camera) and, while the patrol keeps up, 1 % of the target
-for the wait for a free worker, so that it *finishes* within its target even when this visit is slower.
+the costs `complete()` is given, kept in a small ring per camera) plus 1 % of the target for the wait for a free
+worker, so that it *finishes* within its target even when this visit is slower than the recent ones.
 - While the patrol keeps up, due cameras are taken earliest deadline first (EDF). On one resource with
   preemption EDF meets every deadline whenever any order can (Liu & Layland 1973); visits are short against their
   targets, so this is close to that case, and it needs no tuning per camera.
@@ -83,7 +83,7 @@ class PlanPolicy:
     request_burst: float = 10.0  # and at most this many in a row
     lead_headroom: float = 0.25  # a visit's lead: its longest recent visit, plus this share of it
     max_lead_share: float = 0.5  # and at most this share of its revisit target
-    start_slack: float = 0.01  # and, while keeping up, this share of the target for the wait for a worker
+    start_slack: float = 0.01  # and this share of the target for the wait for a free worker
     failing_share: float = 0.1  # failing cameras' visits in flight: at most this share of the workers (or 1)
 
 
@@ -317,8 +317,8 @@ class InProcessScheduler:
         return None
 
     def _wait_lead(self, revisit: float) -> float:
-        """While keeping up, visits also start a little early for the wait for a free worker."""
-        return self.policy.start_slack * revisit if self._mode is Mode.deadline else 0.0
+        """Visits also start a little early for the wait for a free worker."""
+        return self.policy.start_slack * revisit
 
     @property
     def _earned(self) -> float:
