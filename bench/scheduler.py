@@ -419,7 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     if not args.no_big:
         cases.append(run_case("100,000 cameras, capacity for the target", 100_000, 60.0, 0.85, args.big_rounds, False))
-    command = "python -m bench.scheduler" + (" " + " ".join(argv) if argv else "")
+    options = " " + " ".join(argv) if argv else ""
+    command = f"python -m bench scheduler{options}` (or `python -m bench.scheduler{options}"
     sessions = [] if args.no_rtsp else measure_rtsp((1, 8, 32), args.rtsp_seconds)
     text = section(cases, sessions, command)
     replace_section(args.out, HEADING, text)

@@ -56,7 +56,7 @@ class Latency:
     connect_p95: float | None = None
     first_keyframe_p50: float | None = None
     first_keyframe_p95: float | None = None
-    visit_p95: float | None = None  # the whole visit, the lead the planner gives the camera
+    visit_p95: float | None = None  # the whole visit (the planner leads by the longest recent one)
 
 
 @dataclass(frozen=True, slots=True)
