@@ -1,6 +1,7 @@
 """`python -m bench`: naive ultralytics vs our pipeline (fp32, int8), CPU peak, threads vs processes.
 
 Writes the `## Detectors` section of docs/benchmarks.md (other sections are left as they are).
+`python -m bench scheduler [options]` runs the patrol scheduler's simulation instead (`bench/scheduler.py`).
 """
 
 from __future__ import annotations
@@ -9,13 +10,16 @@ import argparse
 import logging
 import os
 import platform
+import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from ultralytics import YOLO  # type: ignore[attr-defined]
 
+from bench import scheduler
 from bench.flops import model_gflops
 from bench.isolated import PathSpec, interleaved_fps
 from bench.peak import fma_peak_gflops
@@ -153,7 +157,13 @@ def run(args: argparse.Namespace, work: Path) -> str:
     return write_section(ROOT / "docs" / "benchmarks.md", measured)
 
 
+# benchmarks chosen by name: `python -m bench NAME [their options]`
+SUITES: dict[str, Callable[[Sequence[str]], int]] = {"scheduler": scheduler.main}
+
+
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] in SUITES:
+        return SUITES[sys.argv[1]](sys.argv[2:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--frames", type=int, default=100, help="frames of the shared footage per path")
     parser.add_argument("--imgsz", type=int, default=640)

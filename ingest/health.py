@@ -14,7 +14,7 @@ from core.types import Verdict
 from incidents.events import RuleFacts, incident_event
 from incidents.tracker import IncidentPolicy, IncidentTracker
 from ingest.cameras import Camera
-from ingest.scheduler import Health, HealthChange
+from ingest.scheduling import Health, HealthChange
 from ingest.visit import place_of
 
 logger = logging.getLogger(__name__)

@@ -1,8 +1,14 @@
 """The patrol: worker threads that take due cameras from the scheduler and visit them.
 
-Each worker holds one visit at a time, so `max_in_flight` workers keep that many visits in flight. Decoding
+Each worker holds one visit at a time, so `workers` threads keep at most that many visits in flight. Decoding
 (PyAV) and inference (ONNX Runtime) release the GIL, so threads overlap the waits and the compute. A failing
 camera is caught at the loop boundary, logged (sanitised) and backed off; the other cameras go on.
+
+The bound actually used adapts to inference back-pressure (`pressure()`, the batcher's high-water mark): while
+inference is behind no visit starts, and each time it falls behind the bound is halved; every visit made without
+pressure raises it by 1/bound, back up to `workers` (additive increase, multiplicative decrease, as TCP does), so
+the patrol settles at the number of visits in flight that inference can absorb instead of filling its queue again
+at every release.
 """
 
 from __future__ import annotations
@@ -13,12 +19,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from core.errors import GrabError
 from core.redact import redact_text
 from ingest.cameras import Camera
-from ingest.scheduler import Health, HealthChange, InProcessScheduler
-from ingest.visit import VisitCost, VisitPipeline, VisitResult, median_cost
+from ingest.scheduling import CameraReport, HealthChange, PatrolReport, Scheduler
+from ingest.visit import VisitCost, VisitResult, median_cost
 
 logger = logging.getLogger(__name__)
 
@@ -50,11 +57,15 @@ class PatrolStats:
         }
 
 
+class Pipeline(Protocol):
+    def visit(self, camera: Camera, seq: int) -> VisitResult: ...
+
+
 class Patrol:
     def __init__(
         self,
-        scheduler: InProcessScheduler,
-        pipeline: VisitPipeline,
+        scheduler: Scheduler,
+        pipeline: Pipeline,
         *,
         workers: int,
         on_result: Callable[[VisitResult], None] | None = None,
@@ -71,6 +82,11 @@ class Patrol:
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._slots = threading.Condition(self._lock)
+        self._limit = float(workers)  # the adaptive bound on visits in flight, 1..workers
+        self._reserved = 0  # workers past the bound: acquiring or visiting
+        self._visiting = 0
+        self._pressed = False
         self._seq: dict[str, int] = {}
         self.stats = PatrolStats()
 
@@ -96,36 +112,69 @@ class Patrol:
     def _run(self) -> None:
         while not self._stop.is_set():
             if self._pressure is not None and self._pressure():
-                with self._lock:
-                    self.stats.held_back += 1
+                self._back_off()
                 self._stop.wait(0.01)
                 continue
-            camera = self._scheduler.acquire(timeout=1.0)
-            if camera is None:
+            if not self._reserve():
                 continue
-            with self._lock:
-                seq = self._seq[camera.id] = self._seq.get(camera.id, 0) + 1
-            error: str | None = None
             try:
-                result = self._pipeline.visit(camera, seq)
-            except GrabError as exc:
-                error = str(exc)
-                logger.warning("visit failed: %s", error)
-            except Exception as exc:  # loop boundary: one camera never stops the patrol
-                error = redact_text(f"{type(exc).__name__}: {exc}")
-                logger.exception("visit of camera %s crashed", camera.id)
-            else:
-                self._record(result)
+                self._visit_next()
             finally:
-                change = self._scheduler.complete(camera.id, error)
-            if change is not None and self._on_health is not None:
-                try:
-                    self._on_health(camera, change)
-                except Exception:  # a failing observer never stops the patrol
-                    logger.exception("health observer failed for camera %s", camera.id)
-            if error is not None:
-                with self._lock:
-                    self.stats.failures += 1
+                with self._slots:
+                    self._reserved -= 1
+                    self._slots.notify()
+
+    def _back_off(self) -> None:
+        with self._lock:
+            self.stats.held_back += 1
+            if not self._pressed:  # once per time inference falls behind
+                self._pressed = True
+                self._limit = max(1.0, self._limit / 2)
+
+    def _reserve(self) -> bool:
+        """A place under the in-flight bound; False after a short wait for one."""
+        with self._slots:
+            self._pressed = False
+            if self._reserved >= int(self._limit):
+                self._slots.wait(0.05)
+                return False
+            self._reserved += 1
+            return True
+
+    def _visit_next(self) -> None:
+        camera = self._scheduler.acquire(timeout=1.0)
+        if camera is None:
+            return
+        with self._lock:
+            seq = self._seq[camera.id] = self._seq.get(camera.id, 0) + 1
+            self._visiting += 1
+        error: str | None = None
+        cost: VisitCost | None = None
+        try:
+            result = self._pipeline.visit(camera, seq)
+        except GrabError as exc:
+            error = str(exc)
+            logger.warning("visit failed: %s", error)
+        except Exception as exc:  # loop boundary: one camera never stops the patrol
+            error = redact_text(f"{type(exc).__name__}: {exc}")
+            logger.exception("visit of camera %s crashed", camera.id)
+        else:
+            cost = result.cost
+            self._record(result)
+        finally:
+            change = self._scheduler.complete(camera.id, error, cost)
+            with self._lock:
+                self._visiting -= 1
+                if error is None and not self._pressed:
+                    self._limit = min(float(self._workers), self._limit + 1 / self._limit)
+        if change is not None and self._on_health is not None:
+            try:
+                self._on_health(camera, change)
+            except Exception:  # a failing observer never stops the patrol
+                logger.exception("health observer failed for camera %s", camera.id)
+        if error is not None:
+            with self._lock:
+                self.stats.failures += 1
 
     def _record(self, result: VisitResult) -> None:
         with self._lock:
@@ -138,22 +187,66 @@ class Patrol:
             except Exception:  # a failing observer never stops the patrol
                 logger.exception("visit observer failed")
 
+    def report(self) -> PatrolReport:
+        schedule = self._scheduler.report()
+        with self._lock:
+            st = self.stats
+            return PatrolReport(
+                schedule,
+                self._workers,
+                self._visiting,
+                int(self._limit),
+                st.visits,
+                st.failures,
+                st.events,
+                st.held_back,
+            )
+
     def health(self) -> dict[str, object]:
-        states = self._scheduler.snapshot()
-        counts = {h.value: 0 for h in Health}
-        for s in states:
-            counts[s.health.value] += 1
+        """The `/healthz` details: camera counts, patrol figures, per-camera states (JSON values), from `report()`."""
+        report = self.report()
+        sched = report.schedule
         with self._lock:
             stats = self.stats.as_dict()
-        cameras = [
-            {
-                "id": s.camera.id,
-                "name": s.camera.name,
-                "health": s.health.value,
-                "failures": s.failures,
-                "visits": s.visits,
-                "last_error": s.last_error,
-            }
-            for s in states
-        ]
-        return {"cameras": counts, "patrol": stats, "camera_states": cameras}
+        stats |= {"in_flight": report.in_flight, "in_flight_limit": report.in_flight_limit, "workers": report.workers}
+        rv = sched.revisit
+        schedule = {
+            "mode": sched.mode.value,
+            "lateness": round(sched.lateness, 4),
+            "enabled": sched.enabled,
+            "within_target": round(sched.within_target, 4),
+            "offline": sched.offline,
+            "requests_pending": sched.requests_pending,
+            "requests_served": sched.requests_served,
+            "revisit_s": {"samples": rv.samples, "p50": _r(rv.p50), "p95": _r(rv.p95), "max": _r(rv.max)},
+        }
+        return {
+            "cameras": {h.value: n for h, n in sched.counts().items()},
+            "patrol": stats,
+            "schedule": schedule,
+            "camera_states": [_camera_json(c, sched.at) for c in sched.cameras],
+        }
+
+
+def _r(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _camera_json(c: CameraReport, now: float) -> dict[str, object]:
+    lat = c.latency
+    return {
+        "id": c.camera_id,
+        "name": c.name,
+        "health": c.health.value,
+        "failures": c.failures,
+        "visits": c.visits,
+        "last_error": c.last_error,
+        "last_visit_s_ago": None if c.last_visit is None else round(now - c.last_visit, 2),
+        "next_due_in_s": round(c.due - now, 2),
+        "latency_ms": {
+            "connect_p50": _r(lat.connect_p50),
+            "connect_p95": _r(lat.connect_p95),
+            "first_keyframe_p50": _r(lat.first_keyframe_p50),
+            "first_keyframe_p95": _r(lat.first_keyframe_p95),
+        },
+    }

@@ -1,9 +1,31 @@
-"""The in-process patrol scheduler: earliest deadline first over cameras, with backoff and health.
+"""The in-process patrol scheduler: deadline first while the patrol keeps up, priority first when it cannot.
 
-Workers call `acquire()` to take the camera whose visit is most overdue (blocking until one is due), visit it,
-and report with `complete()`. A camera is never handed to two workers at once. Failures push the next visit
-out by an exponential backoff with jitter, and consecutive failures move a camera from online to degraded to
-offline; a success brings it back online. `request_visit()` moves a camera to the front (sensor alarm, operator).
+Workers call `acquire()` for the next camera (blocking until one is due), visit it and report with `complete()`,
+passing the visit's cost. A camera is never leased to two workers at once.
+
+Policy. Each camera has a revisit target `revisit_s` and a priority 0-9. A visit is planned to *start* at
+`due = last_visit + revisit_s - lead`, where `lead` is the longest of the camera's last 16 visits plus 25 % (from
+the costs `complete()` is given, kept in a small ring per camera) plus 1 % of the target for the wait for a free
+worker, so that it *finishes* within its target even when this visit is slower than the recent ones.
+- While the patrol keeps up, due cameras are taken earliest deadline first (EDF). On one resource with
+  preemption EDF meets every deadline whenever any order can (Liu & Layland 1973); visits are short against their
+  targets, so this is close to that case, and it needs no tuning per camera.
+- EDF degrades badly under overload: every camera becomes late, and lateness dominoes from one camera to the next,
+  so nobody is served on time. The scheduler watches the lateness of the revisits it hands out (a decayed mean of
+  `(start - due) / revisit_s`; first visits after a start do not count); above `overload_enter` it switches to
+  priority, then deadline, so the highest priorities keep their targets and the lower ones share what is left;
+  below `overload_exit` it goes back to EDF.
+- Failures push the next visit out by an exponential backoff with jitter, doubling from twice the camera's own
+  target, so unreachable cameras are visited less and less. Their visits (which likely end in a timeout) wait in
+  a heap of their own and hold at most `failing_share` of the workers (the most leased at once so far), so their
+  timeouts cannot crowd out the reachable cameras, and they are still retried under overload. Consecutive
+  failures move a camera from online to degraded to offline; a success brings it back online.
+- `request_visit()` (sensor alarm, open event, operator) puts a camera ahead of the round. Requests spend credit
+  that regular visits earn (`request_share` of all visits, `request_burst` at most at once), so a flood of
+  requests cannot starve the patrol. A request for a camera being visited is served after that visit.
+
+Cost: a heap of planned starts and heaps of due cameras (ordered by the mode's key); each visit moves its camera
+through two of them once, O(log n): about 15 µs per acquire + complete at 100,000 cameras (docs/patrol.md).
 """
 
 from __future__ import annotations
@@ -12,32 +34,29 @@ import heapq
 import logging
 import random
 import threading
+from array import array
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from dataclasses import dataclass, field
 
 from ingest.cameras import Camera
+from ingest.scheduling import (
+    CameraReport,
+    Health,
+    HealthChange,
+    Latency,
+    Mode,
+    RevisitFigures,
+    ScheduleReport,
+    VisitCostLike,
+)
+
+__all__ = ["BackoffPolicy", "Health", "HealthChange", "InProcessScheduler", "PlanPolicy"]
 
 logger = logging.getLogger(__name__)
 
-
-class Health(StrEnum):
-    unknown = "unknown"
-    online = "online"
-    degraded = "degraded"
-    offline = "offline"
-
-
-@dataclass(slots=True)
-class CameraState:
-    camera: Camera
-    due: float
-    health: Health = Health.unknown
-    failures: int = 0
-    visits: int = 0
-    last_error: str = ""
-    last_visit_mono: float | None = None
-    leased: bool = False
+LATENCY_WINDOW = 16  # visits per camera whose latency is kept
+REVISIT_WINDOW = 4096  # revisit intervals kept for the report, all cameras together
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,17 +66,70 @@ class BackoffPolicy:
     offline_after: int = 3
     jitter: float = 0.2
 
-    def delay(self, failures: int, rng: random.Random) -> float:
-        raw = min(self.max_s, self.base_s * 2.0 ** max(0, failures - 1))
+    def delay(self, failures: int, rng: random.Random, revisit_s: float = 0.0) -> float:
+        """Doubling from `base_s`, or from twice the camera's own target when that is longer, up to `max_s`, with
+        jitter: an unreachable camera at a 60 s target is tried after 2, 4, 8, 10 minutes, so its timeouts soon
+        cost the patrol little."""
+        raw = min(self.max_s, max(self.base_s * 2.0 ** max(0, failures - 1), revisit_s * 2.0**failures))
         return float(raw * rng.uniform(1 - self.jitter, 1 + self.jitter))
 
 
 @dataclass(frozen=True, slots=True)
-class HealthChange:
-    camera_id: str
-    before: Health
-    after: Health
-    error: str
+class PlanPolicy:
+    overload_enter: float = 0.10  # mean lateness, as a share of revisit_s, that switches to priority first
+    overload_exit: float = 0.02  # and back to deadline first
+    lateness_decay: float = 0.005  # weight of one visit in the decayed mean (about the last 200 visits)
+    request_share: float = 0.2  # out-of-turn visits: at most this share of all visits
+    request_burst: float = 10.0  # and at most this many in a row
+    lead_headroom: float = 0.25  # a visit's lead: its longest recent visit, plus this share of it
+    max_lead_share: float = 0.5  # and at most this share of its revisit target
+    start_slack: float = 0.01  # and this share of the target for the wait for a free worker
+    failing_share: float = 0.1  # failing cameras' visits in flight: at most this share of the workers (or 1)
+
+
+@dataclass(slots=True)
+class _State:
+    camera: Camera
+    due: float
+    ticket: int = 0  # heap entries with another ticket are stale
+    health: Health = Health.unknown
+    failures: int = 0
+    visits: int = 0
+    last_error: str = ""
+    last_visit: float | None = None
+    leased: bool = False
+    requested: bool = False
+    lead_s: float = 0.0
+    early: float = 0.0  # how much earlier than its lead the visit was planned, for the wait (not lateness)
+    samples: int = 0
+    ring: array[float] | None = None  # (connect, first_keyframe, total) ms per visit, LATENCY_WINDOW of them
+
+    def learn(self, cost: VisitCostLike, headroom: float, max_lead_s: float) -> None:
+        if self.ring is None:
+            self.ring = array("d", bytes(8 * 3 * LATENCY_WINDOW))
+        i = 3 * (self.samples % LATENCY_WINDOW)
+        self.ring[i], self.ring[i + 1], self.ring[i + 2] = cost.connect, cost.first_keyframe, cost.total
+        self.samples += 1
+        self.lead_s = min(max_lead_s, max(self._column(2)) * (1.0 + headroom) / 1000.0)
+
+    def _column(self, k: int) -> list[float]:
+        n = min(self.samples, LATENCY_WINDOW)
+        return [] if self.ring is None else sorted(self.ring[k : 3 * n : 3])
+
+    def latency(self) -> Latency:
+        if not self.samples:
+            return Latency()
+        connect, keyframe, total = self._column(0), self._column(1), self._column(2)
+        return Latency(_p50(connect), _p95(connect), _p50(keyframe), _p95(keyframe), _p95(total))
+
+
+def _p50(ordered: Sequence[float]) -> float:
+    return ordered[(len(ordered) - 1) // 2] if ordered else 0.0
+
+
+def _p95(ordered: Sequence[float]) -> float:
+    """Nearest rank: with 16 samples the largest but none, so one outlier does not set the lead."""
+    return ordered[max(0, -(-95 * len(ordered) // 100) - 1)] if ordered else 0.0
 
 
 @dataclass
@@ -66,91 +138,274 @@ class InProcessScheduler:
     monotonic: Callable[[], float]
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     rng: random.Random = field(default_factory=random.Random)
+    policy: PlanPolicy = field(default_factory=PlanPolicy)
 
     def __post_init__(self) -> None:
         now = self.monotonic()
         self._cond = threading.Condition()
         self._closed = False
-        # first visits are spread over a short window so a restart does not open every stream at once
+        self._tickets = 0
+        self._mode = Mode.deadline
+        self._lateness = 0.0
+        self._credit = self.policy.request_burst
+        self._requests: deque[str] = deque()
+        self._served = 0
+        self._leased = 0
+        self._peak_leased = 1  # the most leased at once so far: how many workers there are, roughly
+        self._failing_leased = 0
+        self._revisits = array("d", bytes(8 * REVISIT_WINDOW))
+        self._revisit_late = bytearray(REVISIT_WINDOW)
+        self._revisit_n = 0
+        self._timer: list[tuple[float, int, str]] = []  # (due, ticket, id): planned, not yet due
+        self._ready: list[tuple[float, float, int, str]] = []  # (mode's key, ticket, id): due, waiting
+        self._retry: list[tuple[float, int, str]] = []  # (due, ticket, id): due, waiting, failing
+        # first visits are spread (at most over the revisit target) so a restart does not open every stream at once
         enabled = [c for c in self.cameras if c.enabled]
-        self._states = {c.id: CameraState(c, due=now + i * 0.01) for i, c in enumerate(enabled)}
-        self._heap: list[tuple[float, int, str]] = [
-            (s.due, 9 - s.camera.priority, s.camera.id) for s in self._states.values()
-        ]
-        heapq.heapify(self._heap)
+        self._states: dict[str, _State] = {}
+        for i, c in enumerate(enabled):
+            self._states[c.id] = state = _State(c, 0.0)
+            self._plan(state, now + i * min(0.01, c.revisit_s / len(enabled)), now)
+
+    # -- the workers' side
 
     def acquire(self, timeout: float | None = None) -> Camera | None:
-        """The next due camera, leased to the caller; None on close or when `timeout` passes."""
+        """The next camera to visit, leased to the caller; None on close or when `timeout` passes (0: no wait)."""
         deadline = None if timeout is None else self.monotonic() + timeout
         with self._cond:
             while not self._closed:
-                wait = self._pop_due()
-                if isinstance(wait, Camera):
-                    return wait
+                now = self.monotonic()
+                state = self._take(now)
+                if state is not None:
+                    state.leased = True
+                    self._leased += 1
+                    self._peak_leased = max(self._peak_leased, self._leased)
+                    self._failing_leased += state.failures > 0
+                    return state.camera
+                wait = self._wait(now)
                 if deadline is not None:
-                    wait = min(wait, deadline - self.monotonic())
+                    wait = min(wait, deadline - now)
                     if wait <= 0:
                         return None
-                self._cond.wait(timeout=max(0.0, wait))
+                self._cond.wait(timeout=wait)
             return None
 
-    def _pop_due(self) -> Camera | float:
-        """Pop the earliest due camera, or return how long to wait for it."""
-        while self._heap:
-            due, _prio, cam_id = self._heap[0]
-            state = self._states.get(cam_id)
-            if state is None or state.leased or due != state.due:
-                heapq.heappop(self._heap)  # stale entry from a reschedule
-                continue
-            now = self.monotonic()
-            if due > now:
-                return due - now
-            heapq.heappop(self._heap)
-            state.leased = True
-            return state.camera
-        return 3600.0
-
-    def complete(self, camera_id: str, error: str | None = None) -> HealthChange | None:
-        """Release the lease and schedule the next visit; returns the health change, if any."""
+    def complete(
+        self, camera_id: str, error: str | None = None, cost: VisitCostLike | None = None
+    ) -> HealthChange | None:
+        """Release the lease, learn the visit's latency, plan the next visit; returns the health change, if any."""
         with self._cond:
             state = self._states[camera_id]
             now = self.monotonic()
             before = state.health
-            state.leased, state.visits, state.last_visit_mono = False, state.visits + 1, now
+            if state.leased:
+                state.leased = False
+                self._leased -= 1
+                self._failing_leased -= state.failures > 0
+            if state.last_visit is not None:
+                self._record_revisit(now - state.last_visit, state.camera.revisit_s)
+            state.visits, state.last_visit = state.visits + 1, now
+            revisit = state.camera.revisit_s
             if error is None:
                 state.failures, state.last_error, state.health = 0, "", Health.online
-                delay = state.camera.revisit_s
+                if cost is not None:
+                    state.learn(cost, self.policy.lead_headroom, revisit * self.policy.max_lead_share)
+                state.early = self._wait_lead(revisit)
+                due = now + revisit - state.lead_s - state.early
             else:
                 state.failures += 1
                 state.last_error = error
                 offline = state.failures >= self.backoff.offline_after
                 state.health = Health.offline if offline else Health.degraded
-                delay = max(state.camera.revisit_s, self.backoff.delay(state.failures, self.rng))
-            self._push(state, now + delay)
+                state.early = 0.0
+                due = now + max(revisit, self.backoff.delay(state.failures, self.rng, revisit))
+            self._plan(state, due, now)
+            if state.requested:  # asked for while being visited: served after this visit
+                self._requests.append(camera_id)
+            self._cond.notify()
         if before != state.health:
             logger.info("camera %s: %s -> %s %s", camera_id, before, state.health, error or "")
             return HealthChange(camera_id, before, state.health, error or "")
         return None
 
     def request_visit(self, camera_id: str) -> bool:
-        """Visit a camera as soon as a worker is free (ignored while it is being visited)."""
+        """Visit a camera ahead of the round, within the requests' share; a camera being visited is visited again
+        after this visit. False for a camera that is not patrolled (unknown or disabled)."""
         with self._cond:
             state = self._states.get(camera_id)
-            if state is None or state.leased:
+            if state is None or self._closed:
                 return False
-            self._push(state, self.monotonic())
+            if not state.requested:
+                state.requested = True
+                if not state.leased:
+                    self._requests.append(camera_id)
+                self._cond.notify()
             return True
-
-    def _push(self, state: CameraState, due: float) -> None:
-        state.due = due
-        heapq.heappush(self._heap, (due, 9 - state.camera.priority, state.camera.id))
-        self._cond.notify()
-
-    def snapshot(self) -> list[CameraState]:
-        with self._cond:
-            return [replace(s) for s in self._states.values()]
 
     def close(self) -> None:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+    def next_due(self) -> float | None:
+        """When `acquire` would next hand out a camera, on the scheduler's clock (None: nothing planned)."""
+        with self._cond:
+            now = self.monotonic()
+            if (self._requests and self._credit >= 1) or self._ready or (self._retry and self._may_retry()):
+                return now
+            self._prune_timer()
+            return self._timer[0][0] if self._timer else None
+
+    # -- planning
+
+    def _plan(self, state: _State, due: float, now: float) -> None:
+        self._tickets += 1
+        state.due, state.ticket = due, self._tickets
+        if due <= now:
+            self._make_ready(state)
+        else:
+            heapq.heappush(self._timer, (due, state.ticket, state.camera.id))
+
+    def _make_ready(self, state: _State) -> None:
+        if state.failures:
+            heapq.heappush(self._retry, (state.due, state.ticket, state.camera.id))
+        else:
+            heapq.heappush(self._ready, (*self._key(state), state.ticket, state.camera.id))
+
+    def _may_retry(self) -> bool:
+        """Failing cameras (likely to hold a worker until a timeout) get at most a share of the workers."""
+        return self._failing_leased < max(1, int(self.policy.failing_share * self._peak_leased))
+
+    def _key(self, state: _State) -> tuple[float, float]:
+        rank = float(9 - state.camera.priority)
+        return (state.due, rank) if self._mode is Mode.deadline else (rank, state.due)
+
+    def _take(self, now: float) -> _State | None:
+        """The camera to lease now: a request while there is credit, else the first due camera in the mode's order."""
+        timer, ready, states = self._timer, self._ready, self._states
+        while timer and timer[0][0] <= now:
+            _due, ticket, cam_id = heapq.heappop(timer)
+            state = states[cam_id]
+            if ticket == state.ticket:
+                self._make_ready(state)
+        while self._retry and self._may_retry():
+            _due, ticket, cam_id = heapq.heappop(self._retry)
+            state = states[cam_id]
+            if ticket == state.ticket:
+                state.requested = False
+                state.ticket = -1
+                return state
+        while self._requests and self._credit >= 1:
+            state = states[self._requests.popleft()]
+            if not state.requested or state.leased:  # served by a regular visit already, or queued again at complete
+                continue
+            state.requested = False
+            state.ticket = -1  # its planned entry is stale: the next complete plans it anew
+            self._credit -= 1
+            self._served += 1
+            return state
+        while ready:
+            *_key, ticket, cam_id = heapq.heappop(ready)
+            state = states[cam_id]
+            if ticket != state.ticket:
+                continue
+            state.requested = False  # this visit serves a waiting request too
+            state.ticket = -1
+            self._credit = min(self.policy.request_burst, self._credit + self._earned)
+            if state.last_visit is not None:  # a first visit is not a revisit: a cold start is no overload
+                self._observe_lateness((now - state.due - state.early) / state.camera.revisit_s)
+            return state
+        return None
+
+    def _wait_lead(self, revisit: float) -> float:
+        """Visits also start a little early for the wait for a free worker."""
+        return self.policy.start_slack * revisit
+
+    @property
+    def _earned(self) -> float:
+        share = self.policy.request_share
+        return share / (1.0 - share) if share < 1.0 else float("inf")
+
+    def _observe_lateness(self, late: float) -> None:
+        p = self.policy
+        self._lateness += p.lateness_decay * (max(0.0, late) - self._lateness)
+        if self._mode is Mode.deadline and self._lateness > p.overload_enter:
+            self._switch(Mode.overload)
+        elif self._mode is Mode.overload and self._lateness < p.overload_exit:
+            self._switch(Mode.deadline)
+
+    def _switch(self, mode: Mode) -> None:
+        logger.warning(
+            "patrol scheduler: %s -> %s (mean lateness %.2f of the target)", self._mode, mode, self._lateness
+        )
+        self._mode = mode
+        states = self._states
+        live = [(t, c) for *_k, t, c in self._ready if states[c].ticket == t]
+        self._ready = [(*self._key(states[c]), t, c) for t, c in live]
+        heapq.heapify(self._ready)
+
+    def _prune_timer(self) -> None:
+        while self._timer and self._timer[0][1] != self._states[self._timer[0][2]].ticket:
+            heapq.heappop(self._timer)
+
+    def _wait(self, now: float) -> float:
+        """Until the next planned start (requests waiting for credit earn it from regular visits)."""
+        self._prune_timer()
+        return max(0.0, self._timer[0][0] - now) if self._timer else 3600.0
+
+    def _record_revisit(self, interval: float, target: float) -> None:
+        i = self._revisit_n % REVISIT_WINDOW
+        self._revisits[i], self._revisit_late[i] = interval, interval > target
+        self._revisit_n += 1
+
+    # -- reports
+
+    def snapshot(self) -> list[CameraReport]:
+        with self._cond:
+            return [self._camera_report(s) for s in self._states.values()]
+
+    def report(self) -> ScheduleReport:
+        with self._cond:
+            now = self.monotonic()
+            cameras = tuple(self._camera_report(s) for s in self._states.values())
+            n = min(self._revisit_n, REVISIT_WINDOW)
+            intervals = sorted(self._revisits[:n])
+            revisit = RevisitFigures(
+                n,
+                _p50(intervals) if n else None,
+                _p95(intervals) if n else None,
+                intervals[-1] if n else None,
+                sum(self._revisit_late[:n]) / n if n else None,
+            )
+            fresh = sum(1 for c in cameras if c.last_visit is not None and now - c.last_visit <= c.revisit_s)
+            return ScheduleReport(
+                at=now,
+                mode=self._mode,
+                lateness=self._lateness,
+                enabled=len(cameras),
+                within_target=fresh / len(cameras) if cameras else 1.0,
+                in_flight=self._leased,
+                offline=sum(1 for c in cameras if c.health is Health.offline),
+                requests_pending=sum(1 for c in cameras if c.requested),
+                requests_served=self._served,
+                revisit=revisit,
+                cameras=cameras,
+            )
+
+    @staticmethod
+    def _camera_report(s: _State) -> CameraReport:
+        c = s.camera
+        return CameraReport(
+            c.id,
+            c.name,
+            c.priority,
+            c.revisit_s,
+            s.health,
+            s.failures,
+            s.visits,
+            s.last_error,
+            s.last_visit,
+            s.due,
+            s.leased,
+            s.requested,
+            s.latency(),
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core.errors import GrabError
@@ -78,3 +79,65 @@ def test_back_pressure_holds_visits_until_inference_catches_up() -> None:
         assert len(pipeline.visits) >= 2
     finally:
         patrol.stop()
+
+
+@dataclass
+class SlowPipeline(RecordingPipeline):
+    """Each visit takes `seconds`; records the most visits in flight at once."""
+
+    seconds: float = 0.02
+    now: int = 0
+    most: int = 0
+
+    def visit(self, camera: Camera, seq: int) -> VisitResult:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        time.sleep(self.seconds)
+        with self.lock:
+            self.now -= 1
+        return super().visit(camera, seq)
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return check()
+
+
+def test_the_in_flight_bound_halves_when_inference_falls_behind_and_climbs_back() -> None:
+    # given: 8 workers, 32 cameras always due
+    behind = threading.Event()
+    pipeline = SlowPipeline()
+    scheduler = InProcessScheduler(cams(*(f"c{i}" for i in range(32))), time.monotonic)
+    patrol = Patrol(scheduler, pipeline, workers=8, pressure=behind.is_set)
+    patrol.start()
+    try:
+        assert wait_for(lambda: pipeline.most == 8)
+        # when: inference falls behind, then catches up
+        behind.set()
+        assert wait_for(lambda: patrol.stats.held_back > 0)
+        behind.clear()
+        # then: the bound was halved once, visits go on under it, and it climbs back to the workers
+        assert patrol.report().in_flight_limit == 4
+        assert wait_for(lambda: patrol.report().in_flight_limit == 8)
+        assert pipeline.most <= 8
+    finally:
+        patrol.stop()
+
+
+def test_the_patrol_feeds_visit_costs_to_the_scheduler_and_reports_them() -> None:
+    patrol = run_patrol(RecordingPipeline(), cams("a", "b"), 0.3)
+
+    report = patrol.report()
+    latency = {c.camera_id: c.latency for c in report.schedule.cameras}
+    assert latency["a"].connect_p50 == 1 and latency["a"].first_keyframe_p95 == 2
+    assert report.visits >= 4 and report.schedule.revisit.samples >= 2
+    health = patrol.health()
+    assert set(health) == {"cameras", "patrol", "schedule", "camera_states"}
+    assert health["cameras"] == {"unknown": 0, "online": 2, "degraded": 0, "offline": 0}
+    states = health["camera_states"]
+    assert isinstance(states, list)
+    assert {"id", "name", "health", "failures", "visits", "last_error"} <= set(states[0])
+    assert states[0]["latency_ms"]["connect_p50"] == 1.0

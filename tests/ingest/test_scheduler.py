@@ -71,7 +71,12 @@ def test_request_visit_jumps_the_queue() -> None:
     assert sched.request_visit("c2")
     cam = sched.acquire(timeout=0)
     assert cam is not None and cam.id == "c2"
-    assert not sched.request_visit("c2")  # leased right now
+    assert sched.request_visit("c2")  # leased right now: remembered, served after this visit
+    assert sched.acquire(timeout=0) is None
+    sched.complete("c2")
+    again = sched.acquire(timeout=0)
+    assert again is not None and again.id == "c2"
+    assert not sched.request_visit("nope")  # not a patrolled camera
 
 
 def test_disabled_cameras_are_never_visited() -> None:
