@@ -166,10 +166,26 @@ class Run:
     runs: int
 
 
+DEMO_RULES = ROOT / "configs" / "demo" / "rules"
+FROZEN = """\
+rules:
+  - id: frozen-picture
+    kind: video_quality
+    checks: [frozen]
+    frozen_visits: 3
+    check_every_s: 0
+"""
+
+
 def patrol(
-    detector: Detector, pictures: Callable[[int], Image], visits: int, gate: ChangeGate | None, mode: str = "keyframe"
+    detector: Detector,
+    pictures: Callable[[int], Image],
+    visits: int,
+    gate: ChangeGate | None,
+    mode: str = "keyframe",
+    rules: Path = DEMO_RULES,
 ) -> Run:
-    engine = Recorder(RuleEngine(load_rule_files([ROOT / "configs" / "demo" / "rules"]), detector.labels))
+    engine = Recorder(RuleEngine(load_rule_files([rules]), detector.labels))
     counting, sink = CountingDetector(detector), ListSink()
     grabber = StillCamera(pictures)
     pipeline = VisitPipeline(grabber, counting, lambda: engine, IncidentTracker(), sink, _Clock(), gate=gate)
@@ -265,3 +281,16 @@ def test_a_new_picture_size_is_analysed(detector: Detector, scene: Image) -> Non
     small = np.ascontiguousarray(scene[::2, ::2])
     run = patrol(detector, lambda seq: scene if seq < 3 else small, 4, ChangeGate())
     assert [r.gated for r in run.results] == [False, True, False, True]
+
+
+def test_a_frozen_picture_is_gated_and_the_video_quality_rule_still_sees_it_frozen(
+    detector: Detector, scene: Image, tmp_path: Path
+) -> None:
+    # given: a camera whose picture froze (the same bytes on every visit) and a rule that checks for that
+    (tmp_path / "frozen.yaml").write_text(FROZEN, encoding="utf-8")
+    # when
+    run = patrol(detector, lambda seq: scene, 4, ChangeGate(), rules=tmp_path)
+    # then: inference is skipped after the first visit, yet the rule judges each visit's own picture
+    assert [r.gated for r in run.results] == [False, True, True, True]
+    assert [r.fired for r in run.results] == [0, 0, 1, 1]
+    assert [e.rule_id for e in run.events if e.state == EventState.open] == ["frozen-picture"]
