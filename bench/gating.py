@@ -330,7 +330,8 @@ def incident_rows(detector: Detector, scene: Image, footage: Path) -> list[str]:
         ("as above, the van leaves at 01:30 in the night", slow, 4 * 3600.0, day_night(scene, 3 * 3600.0, 5400.0)),
     ]
     rows = [
-        "| footage | visits | analysed, gated | incidents, full / gated | closed, full / gated | missed | open delay |",
+        "| footage | visits | analysed, gated | incidents, full / gated | closed, full / gated | missed "
+        "| largest open delay |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, cameras, seconds, transform in cases:
