@@ -1,6 +1,9 @@
 """`python -m bench`: naive ultralytics vs our pipeline (fp32, int8), CPU peak, threads vs processes.
 
-Writes the `## Detectors` section of docs/benchmarks.md (other sections are left as they are).
+Writes the `## Detectors` section of docs/benchmarks.md (other sections are left as they are). The other
+sections have a module each, run by `make bench`: `bench.visits`, `bench.providers`, `bench.rules`,
+`bench.intake`, `bench.video_quality`, `bench.grids`, `bench.gating` (change gating across visits) and
+`bench.scheduler`.
 `python -m bench scheduler [options]` runs the patrol scheduler's simulation instead (`bench/scheduler.py`).
 """
 

@@ -49,6 +49,41 @@ class PatrolSettings(BaseModel):
     rule_state_save_s: float = Field(default=300.0, gt=0)
 
 
+class GatingOverride(BaseModel):
+    """Change gating settings of one camera; what is not given comes from the global `gating` settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | None = None
+    threshold: float | None = Field(default=None, gt=0, le=10)
+    every_k: int | None = Field(default=None, ge=1, le=10_000)
+    max_age_s: float | None = Field(default=None, gt=0)
+
+
+class GatingSettings(BaseModel):
+    """Change gating (ingest.gating): a keyframe visit whose picture is judged unchanged since the camera's last
+    analysed frame skips inference and carries that frame's detections forward. `threshold`: the change score
+    (normalised grey levels, see docs/configuration.md) above which a picture has changed; at least one visit in
+    every `every_k` is analysed, and none carries detections older than `max_age_s`. `cameras`: overrides per
+    camera id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    threshold: float = Field(default=0.3, gt=0, le=10)
+    every_k: int = Field(default=10, ge=1, le=10_000)
+    max_age_s: float = Field(default=900.0, gt=0)
+    cameras: dict[str, GatingOverride] = Field(default_factory=dict)
+
+    def for_camera(self, camera_id: str) -> GatingSettings:
+        """The settings that apply to one camera: its override over the global ones (no `cameras` of its own)."""
+        found = self.cameras.get(camera_id)
+        if found is None:
+            return self if not self.cameras else self.model_copy(update={"cameras": {}})
+        given = found.model_dump(exclude_none=True)
+        return self.model_copy(update={**given, "cameras": {}})
+
+
 class EvidenceSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -267,6 +302,7 @@ class Settings(BaseSettings):
     detector: DetectorSettings = Field(default_factory=DetectorSettings)
     patrol: PatrolSettings = Field(default_factory=PatrolSettings)
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
+    gating: GatingSettings = Field(default_factory=GatingSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
 

@@ -105,12 +105,24 @@ NormPoint = tuple[float, float]  # (x, y) as fractions of the frame, from its to
 
 @dataclass(frozen=True, slots=True)
 class ObservedFrame:
-    """One analysed frame of a visit: when it was taken, what the detector found, and its pixels."""
+    """One frame of a visit: when it was taken, what the detector found, and its pixels.
+
+    `carried_s` is None when the detector ran on this very frame. On a gated visit (change gating: the picture is
+    judged unchanged since the camera's last analysed frame, so inference is skipped) the detections are that
+    frame's, carried forward, and `carried_s` says how many seconds older than this frame they are. The pixels are
+    always this frame's own.
+    """
 
     captured_at: datetime
     monotonic: float
     detections: Detections
     image: Image
+    carried_s: float | None = None
+
+    @property
+    def carried(self) -> bool:
+        """True when the detections were carried from an earlier analysed frame rather than found in this one."""
+        return self.carried_s is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +149,11 @@ class Observation:
     def at(self) -> datetime:
         """The capture time of the visit's last frame."""
         return self.frames[-1].captured_at
+
+    @property
+    def gated(self) -> bool:
+        """True when no frame of the visit was analysed: every frame's detections were carried forward."""
+        return all(f.carried for f in self.frames)
 
     @property
     def width(self) -> int:

@@ -34,6 +34,7 @@ from gridwatch.rulestate import RULE_STATE_FILE, load_rule_state, save_rule_stat
 from incidents.events import RuleFacts, incident_event
 from incidents.tracker import IncidentChange, IncidentTracker
 from ingest.cameras import Camera, load_cameras
+from ingest.gating import ChangeGate
 from ingest.grabber import Grabber, GrabTimeouts
 from ingest.health import RULE as HEALTH_RULE
 from ingest.health import RULE_ID, CameraHealthIncidents
@@ -378,6 +379,7 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
         sink=sink,
         clock=clock,
         jpeg_quality=settings.evidence.jpeg_quality,
+        gate=ChangeGate(settings.gating),
     )
     backoff = BackoffPolicy(base_s=p.backoff_base_s, max_s=p.backoff_max_s, offline_after=p.offline_after_failures)
     scheduler = InProcessScheduler(cameras, clock.monotonic, backoff)

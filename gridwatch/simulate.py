@@ -26,6 +26,7 @@ from core.redact import sanitize_url
 from core.types import Detections, Frame, Image
 from incidents.tracker import IncidentTracker
 from ingest.cameras import Camera
+from ingest.gating import ChangeGate
 from ingest.grabber import FileCamera, VisitTiming, file_path, file_start_offset
 from ingest.visit import DetectorLike, EngineLike, VisitPipeline, VisitResult
 
@@ -192,12 +193,15 @@ def simulate_patrol(
     out_dir: Path | None = None,
     incidents: IncidentTracker | None = None,
     jpeg_quality: int = 85,
+    gate: ChangeGate | None = None,
 ) -> Simulation:
-    """Visit each camera every `revisit_s` simulated seconds for `duration_s`; returns every event emitted."""
+    """Visit each camera every `revisit_s` simulated seconds for `duration_s`; returns every event emitted.
+    With `gate`, keyframe visits are change-gated as a running patrol's are; without, every visit is analysed."""
     clock = SimClock(start)
     grabber = ClipGrabber(clock, transform)
     sink = RecordingSink(out_dir)
-    pipeline = VisitPipeline(grabber, detector, engine, incidents or IncidentTracker(), sink, clock, jpeg_quality)
+    tracker = incidents or IncidentTracker()
+    pipeline = VisitPipeline(grabber, detector, engine, tracker, sink, clock, jpeg_quality, gate)
     visits, seq = [], dict.fromkeys((c.id for c in cameras), 0)
     try:
         for t, camera in _due(cameras, duration_s):

@@ -19,6 +19,7 @@ from core.types import Detections, Frame, Image, Observation, ObservedFrame
 from incidents.events import VERBS, Place, RuleFacts, Sighting, incident_event, snapshot_of
 from incidents.tracker import IncidentChange, IncidentPolicy, IncidentTracker
 from ingest.cameras import Camera
+from ingest.gating import ChangeGate, GateDecision
 from rules.engine import RuleOutcome
 from rules.registry import Rule
 
@@ -60,7 +61,8 @@ class EngineLike(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class VisitCost:
-    """Milliseconds per stage of one visit."""
+    """Milliseconds per stage of one visit. `gate`: the change-gating comparison; `gated`: inference was skipped
+    and the last analysed frame's detections were carried (an effective visit all the same)."""
 
     connect: float
     first_keyframe: float
@@ -68,10 +70,13 @@ class VisitCost:
     inference: float
     rules: float
     evidence: float
+    gate: float = 0.0
+    gated: bool = False
 
     @property
     def total(self) -> float:
-        return self.connect + self.first_keyframe + self.decode + self.inference + self.rules + self.evidence
+        stages = self.connect + self.first_keyframe + self.decode + self.inference + self.rules + self.evidence
+        return stages + self.gate
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +87,11 @@ class VisitResult:
     events: list[Event]
     cost: VisitCost
     changes: tuple[IncidentChange, ...] = ()
+
+    @property
+    def gated(self) -> bool:
+        """True when inference was skipped and the camera's last detections carried (change gating)."""
+        return self.cost.gated
 
 
 def place_of(camera: Camera) -> Place:
@@ -101,14 +111,31 @@ class VisitPipeline:
     sink: EventSink
     clock: Clock
     jpeg_quality: int = 85
+    # change gating of keyframe visits; None: every visit is analysed. Bursts and continuous visits are always
+    # analysed: their rules follow motion within the visit, which a comparison with one old frame cannot stand for
+    gate: ChangeGate | None = None
 
     def visit(self, camera: Camera, seq: int) -> VisitResult:
         frames, grab = self._grab(camera, seq)
+        tg = time.perf_counter()
+        decision = self._decide(camera, frames)
         t0 = time.perf_counter()
-        observed = tuple(
-            ObservedFrame(f.captured_at, f.monotonic, self.detector.detect(f.image), f.image) for f in frames
-        )
+        observed: tuple[ObservedFrame, ...]
+        if decision is not None and not decision.analyse and decision.carry is not None:
+            f = frames[0]
+            observed = (ObservedFrame(f.captured_at, f.monotonic, decision.carry, f.image, decision.age_s),)
+        else:
+            observed = tuple(
+                ObservedFrame(f.captured_at, f.monotonic, self.detector.detect(f.image), f.image) for f in frames
+            )
         t1 = time.perf_counter()
+        gated = observed[0].carried
+        if self.gate is not None and decision is not None:
+            if gated:
+                self.gate.skipped(camera.id)
+            else:
+                f = frames[0]
+                self.gate.analysed(camera.id, decision, f.image, observed[0].detections, f.captured_at)
         obs = Observation(camera.id, camera.mode, observed, camera.revisit_s)
         outcomes = self.engine().observe(obs)
         t2 = time.perf_counter()
@@ -122,9 +149,21 @@ class VisitPipeline:
             inference=(t1 - t0) * 1e3,
             rules=(t2 - t1) * 1e3,
             evidence=(t3 - t2) * 1e3,
+            gate=(t0 - tg) * 1e3,
+            gated=gated,
         )
         fired = sum(len(o.fired) for o in outcomes)
         return VisitResult(camera.id, len(observed[-1].detections), fired, events, cost, tuple(c for _, c in changes))
+
+    def _decide(self, camera: Camera, frames: list[Frame]) -> GateDecision | None:
+        """The gate's decision for a keyframe visit; None without a gate or for a burst (always analysed)."""
+        if self.gate is None or camera.mode != "keyframe" or len(frames) != 1:
+            return None
+        try:
+            return self.gate.decide(camera.id, frames[0].image, frames[0].captured_at)
+        except Exception:  # the gate only saves work: when it fails, the visit is analysed in full
+            logger.exception("change gating failed on camera %s; the visit is analysed", camera.id)
+            return None
 
     def _grab(self, camera: Camera, seq: int) -> tuple[list[Frame], GrabTimingLike]:
         if camera.mode == "burst":
@@ -162,5 +201,7 @@ class VisitPipeline:
 def median_cost(costs: Sequence[VisitCost]) -> VisitCost:
     if not costs:
         return VisitCost(0, 0, 0, 0, 0, 0)
-    fields = ("connect", "first_keyframe", "decode", "inference", "rules", "evidence")
-    return VisitCost(*(float(np.median([getattr(c, f) for c in costs])) for f in fields))
+    fields = ("connect", "first_keyframe", "decode", "inference", "rules", "evidence", "gate")
+    med = [float(np.median([getattr(c, f) for c in costs])) for f in fields]
+    connect, first_keyframe, decode, inference, rules, evidence, gate = med
+    return VisitCost(connect, first_keyframe, decode, inference, rules, evidence, gate)

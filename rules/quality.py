@@ -58,7 +58,7 @@ def _resize(gray: NDArray[np.uint8], size: tuple[int, int]) -> NDArray[np.uint8]
     return np.asarray(cv2.resize(gray, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
 
 
-def _work(image: Image) -> NDArray[np.uint8]:
+def work_image(image: Image) -> NDArray[np.uint8]:
     """The 320x240 grayscale working image. Area averaging by a whole factor first (OpenCV's fast path: a 2.4x
     INTER_AREA costs four times as much), then a mild linear resize to the working size."""
     h, w = image.shape[:2]
@@ -92,7 +92,7 @@ def _uniform_share(work: NDArray[np.uint8]) -> float:
 
 def measure(image: Image) -> Picture:
     """The measures of one BGR (or grayscale) frame."""
-    work = _work(image)
+    work = work_image(image)
     low = _resize(work, LOW_SIZE).astype(np.float32)
     lap = cv2.Laplacian(work, cv2.CV_32F)
     low_cells = _cells(low)
