@@ -358,12 +358,11 @@ class CaseStore:
 
     def _next_number(self, conn: Connection, at: datetime) -> str:
         year = at.astimezone(LOCAL).year
-        conn.execute(
+        (last,) = conn.execute(
             "INSERT INTO case_numbers (year, last) VALUES (?, 1)"
-            " ON CONFLICT (year) DO UPDATE SET last = case_numbers.last + 1",
+            " ON CONFLICT (year) DO UPDATE SET last = case_numbers.last + 1 RETURNING last",
             (year,),
-        )
-        (last,) = conn.execute("SELECT last FROM case_numbers WHERE year = ?", (year,)).fetchone()
+        ).fetchone()
         return f"{year}-{int(last):06d}"
 
     def insert(self, conn: Connection, case: Case) -> None:
@@ -396,11 +395,10 @@ class CaseStore:
         )
 
     def audit(self, conn: Connection, case: Case, entry: AuditEntry) -> None:
-        (seq,) = conn.execute(
-            "SELECT coalesce(max(seq), 0) + 1 FROM case_audit WHERE case_id = ?", (case.id,)
-        ).fetchone()
         conn.execute(
-            "INSERT INTO case_audit (case_id, seq, body) VALUES (?, ?, ?)", (case.id, seq, entry.model_dump_json())
+            "INSERT INTO case_audit (case_id, seq, body)"
+            " SELECT ?, coalesce(max(seq), 0) + 1, ? FROM case_audit WHERE case_id = ?",
+            (case.id, entry.model_dump_json(), case.id),
         )
 
     def notify(self, conn: Connection, case: Case, event_type: str) -> None:

@@ -151,13 +151,11 @@ def enqueue(
     body = render_body(event_type, occurred_at or created, payload)
     ids: list[str] = []
     for target in targets:
-        (seq,) = conn.execute(
-            "SELECT coalesce(max(seq), 0) + 1 FROM outbox WHERE target = ? AND case_id = ?", (target, case_id)
-        ).fetchone()
         webhook_id = str(ULID())
         conn.execute(
-            "INSERT INTO outbox (id, target, case_id, seq, event_type, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (webhook_id, target, case_id, seq, event_type, body, iso_utc(created)),
+            "INSERT INTO outbox (id, target, case_id, seq, event_type, body, created_at)"
+            " SELECT ?, ?, ?, coalesce(max(seq), 0) + 1, ?, ?, ? FROM outbox WHERE target = ? AND case_id = ?",
+            (webhook_id, target, case_id, event_type, body, iso_utc(created), target, case_id),
         )
         ids.append(webhook_id)
     return ids

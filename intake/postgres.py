@@ -79,11 +79,11 @@ class PostgresConnection:
         return cur
 
     def begin(self) -> None:
-        self.raw.execute("BEGIN")
-        try:
-            self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (self._key,))
+        try:  # one round trip: a simple query of two statements (the key is an int, made here)
+            self.raw.execute(f"BEGIN; SELECT pg_advisory_xact_lock({int(self._key)})".encode())
         except BaseException:
-            self.raw.execute("ROLLBACK")
+            if self.in_transaction:
+                self.raw.execute("ROLLBACK")
             raise
 
     def table_exists(self, name: str) -> bool:
