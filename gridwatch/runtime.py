@@ -115,8 +115,9 @@ class RulesHolder:
     ) -> None:
         self._dir, self._labels = rules_dir, labels
         self._modes: dict[str, VisitKind] = {c.id: c.mode for c in cameras}
-        # seconds between the frames of each burst camera's visits
+        # seconds between the frames of each burst camera's visits (and of a continuous camera's samples)
         self._spacing = {c.id: c.burst_span_s / (c.burst_frames - 1) for c in cameras if c.mode == "burst"}
+        self._spacing |= {c.id: 1.0 / c.sample_fps for c in cameras if c.mode == "continuous"}
         self._categories = categories if categories is not None else default_categories()
         self.state = InMemoryRuleState()
         self.incidents = incidents if incidents is not None else IncidentTracker()
@@ -382,9 +383,15 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
         gate=ChangeGate(settings.gating),
     )
     backoff = BackoffPolicy(base_s=p.backoff_base_s, max_s=p.backoff_max_s, offline_after=p.offline_after_failures)
-    scheduler = InProcessScheduler(cameras, clock.monotonic, backoff)
+    scheduler = InProcessScheduler([c for c in cameras if c.mode != "continuous"], clock.monotonic, backoff)
     patrol = Patrol(
-        scheduler, pipeline, workers=p.max_in_flight, pressure=lambda: batcher.saturated, on_health=on_health
+        scheduler,
+        pipeline,
+        workers=p.max_in_flight,
+        pressure=lambda: batcher.saturated,
+        on_health=on_health,
+        continuous=[c for c in cameras if c.mode == "continuous"],
+        timeouts=grabber.timeouts,
     )
     runtime_ref: list[Runtime] = []
     app = create_app(

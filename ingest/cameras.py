@@ -51,10 +51,14 @@ class Camera(BaseModel):
     enabled: bool = True
     revisit_s: float = Field(default=60.0, gt=0, le=86_400)
     priority: int = Field(default=0, ge=0, le=9)
-    mode: Literal["keyframe", "burst"] = "keyframe"
+    mode: Literal["keyframe", "burst", "continuous"] = "keyframe"
     # burst visits only (`mode: burst`): that many frames evenly spaced over that many seconds
     burst_frames: int = Field(default=8, ge=MIN_FRAMES, le=MAX_FRAMES, strict=True)
     burst_span_s: float = Field(default=4.0, gt=0, le=MAX_SPAN_S, strict=True)
+    # continuous cameras only (`mode: continuous`): a held stream sampled `sample_fps` times a second, one
+    # observation of the rules every `window_s` seconds (`ingest.continuous`)
+    sample_fps: float = Field(default=5.0, gt=0, le=30)
+    window_s: float = Field(default=2.0, gt=0, le=MAX_SPAN_S)
 
     @field_validator("url")
     @classmethod
@@ -72,6 +76,14 @@ class Camera(BaseModel):
         mode = info.data.get("mode")
         if mode is not None and mode != "burst":
             raise ValueError(f"{info.field_name} applies only to mode: burst, and this camera's mode is {mode!r}")
+        return value
+
+    @field_validator("sample_fps", "window_s")
+    @classmethod
+    def _only_for_continuous(cls, value: float, info: ValidationInfo) -> float:
+        mode = info.data.get("mode")
+        if mode is not None and mode != "continuous":
+            raise ValueError(f"{info.field_name} applies only to mode: continuous, and this camera's mode is {mode!r}")
         return value
 
     @property

@@ -134,7 +134,7 @@ def grab_stream(
     """Connect to a network camera, wait for the next keyframe, decode it to BGR, disconnect. `clock` (monotonic
     seconds) measures the keyframe budget and the timings; FFmpeg's own open and read timeouts use real time."""
     started = clock()
-    container = _open_network(url, camera_id, timeouts, started, clock)
+    container = open_network(url, camera_id, timeouts, started, clock)
     try:
         opened = clock()
         stream = _video_stream(container, camera_id, url)
@@ -148,7 +148,7 @@ def grab_stream(
     return frame, _timing(frame, started, opened, arrived, decoded)
 
 
-def _open_network(
+def open_network(
     url: str, camera_id: str, timeouts: GrabTimeouts, started: float, clock: Callable[[], float]
 ) -> InputContainer:
     try:
@@ -188,7 +188,7 @@ def grab_burst_stream(
     burst's end, from open (a read that stalls is cut by FFmpeg after `read_s`). See `burst_frames` for what a
     burst cut short returns, and for the frames' times and sequence numbers."""
     started = clock()
-    container = _open_network(url, camera_id, timeouts, started, clock)
+    container = open_network(url, camera_id, timeouts, started, clock)
     try:
         opened = clock()
         stream = _video_stream(container, camera_id, url)

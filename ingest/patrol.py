@@ -17,15 +17,18 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from core.errors import GrabError
 from core.redact import redact_text
+from core.types import Frame
 from ingest.cameras import Camera
+from ingest.continuous import ContinuousWatch, Observer
+from ingest.grabber import GrabTimeouts, VisitTiming
 from ingest.scheduling import CameraReport, HealthChange, PatrolReport, Scheduler
-from ingest.visit import VisitCost, VisitResult, median_cost
+from ingest.visit import GrabTimingLike, VisitCost, VisitResult, median_cost
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +63,8 @@ class PatrolStats:
 class Pipeline(Protocol):
     def visit(self, camera: Camera, seq: int) -> VisitResult: ...
 
+    def observe_frames(self, camera: Camera, frames: Sequence[Frame], grab: GrabTimingLike) -> VisitResult: ...
+
 
 class Patrol:
     def __init__(
@@ -71,8 +76,12 @@ class Patrol:
         on_result: Callable[[VisitResult], None] | None = None,
         pressure: Callable[[], bool] | None = None,
         on_health: Callable[[Camera, HealthChange], None] | None = None,
+        continuous: Sequence[Camera] = (),
+        timeouts: GrabTimeouts | None = None,
     ) -> None:
-        """`pressure()` true means inference is behind: workers start no new visit until it clears."""
+        """`pressure()` true means inference is behind: workers start no new visit until it clears.
+        `continuous`: the cameras held open beside the round (`ingest.continuous`), each taking one of the
+        `workers` slots; the scheduler must not hold them."""
         self._scheduler = scheduler
         self._pressure = pressure
         self._on_health = on_health
@@ -89,8 +98,21 @@ class Patrol:
         self._pressed = False
         self._seq: dict[str, int] = {}
         self.stats = PatrolStats()
+        observer = Observer(self._observe_window, on_health)
+        self.watches = [ContinuousWatch(c, observer, timeouts or GrabTimeouts()) for c in continuous]
+        if self.watches and workers <= len(self.watches):
+            logger.warning(
+                "%d continuous cameras take %d of %d patrol slots: one worker is left for the round",
+                len(self.watches),
+                min(workers, len(self.watches)),
+                workers,
+            )
+        self._workers = max(1, workers - len(self.watches))
+        self._limit = float(self._workers)
 
     def start(self) -> None:
+        for watch in self.watches:
+            watch.start()
         for i in range(self._workers):
             t = threading.Thread(target=self._run, name=f"patrol-{i}", daemon=True)
             t.start()
@@ -101,13 +123,21 @@ class Patrol:
         """Let each worker finish its visit, waiting `timeout` seconds in all (not per worker)."""
         self._stop.set()
         self._scheduler.close()
+        for watch in self.watches:
+            watch.stop()
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
         stuck = [t.name for t in self._threads if t.is_alive()]
+        stuck += [
+            f"continuous-{w.camera.id}" for w in self.watches if not w.join(max(0.0, deadline - time.monotonic()))
+        ]
         if stuck:
             logger.warning("patrol workers still in a visit after %.0f s: %s", timeout, ", ".join(stuck))
         self._threads.clear()
+
+    def _observe_window(self, camera: Camera, frames: list[Frame], timing: VisitTiming) -> None:
+        self._record(self._pipeline.observe_frames(camera, frames, timing))
 
     def _run(self) -> None:
         while not self._stop.is_set():

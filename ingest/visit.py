@@ -117,6 +117,11 @@ class VisitPipeline:
 
     def visit(self, camera: Camera, seq: int) -> VisitResult:
         frames, grab = self._grab(camera, seq)
+        return self.observe_frames(camera, frames, grab)
+
+    def observe_frames(self, camera: Camera, frames: Sequence[Frame], grab: GrabTimingLike) -> VisitResult:
+        """Detect, evaluate and hand off what a visit grabbed (or a continuous camera's window of samples)."""
+        frames = list(frames)
         tg = time.perf_counter()
         decision = self._decide(camera, frames)
         t0 = time.perf_counter()

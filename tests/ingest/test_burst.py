@@ -271,8 +271,8 @@ ROW = "cameras:\n  - id: a\n    url: rtsp://h/x\n"
             ["cams.yaml:5:5: cameras[0].burst_count: extra key not allowed"],
         ),
         (
-            "    mode: continuous\n",
-            ["cams.yaml:4:11: cameras[0].mode: Input should be 'keyframe' or 'burst'"],
+            "    mode: sometimes\n",
+            ["cams.yaml:4:11: cameras[0].mode: Input should be 'keyframe', 'burst' or 'continuous'"],
         ),
     ],
 )
