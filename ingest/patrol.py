@@ -14,6 +14,8 @@ at every release.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections import deque
@@ -22,9 +24,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from core.errors import GrabError
+from core.events import EventState
 from core.redact import redact_text
 from ingest.cameras import Camera
-from ingest.scheduling import CameraReport, HealthChange, PatrolReport, Scheduler
+from ingest.scheduling import CameraReport, EventCounts, HealthChange, PatrolReport, Scheduler, WorkerReport
+from ingest.telemetry import RateWindow, VisitHistograms
 from ingest.visit import VisitCost, VisitResult, median_cost
 
 logger = logging.getLogger(__name__)
@@ -37,6 +41,8 @@ class PatrolStats:
     events: int = 0
     held_back: int = 0  # times a worker waited for inference to catch up before its next visit
     recent: deque[VisitCost] = field(default_factory=lambda: deque(maxlen=500))
+    by_state: dict[EventState, int] = field(default_factory=lambda: dict.fromkeys(EventState, 0))
+    histograms: VisitHistograms = field(default_factory=VisitHistograms)
 
     def as_dict(self) -> dict[str, object]:
         med = median_cost(list(self.recent))
@@ -71,8 +77,11 @@ class Patrol:
         on_result: Callable[[VisitResult], None] | None = None,
         pressure: Callable[[], bool] | None = None,
         on_health: Callable[[Camera, HealthChange], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        name: str | None = None,
     ) -> None:
-        """`pressure()` true means inference is behind: workers start no new visit until it clears."""
+        """`pressure()` true means inference is behind: workers start no new visit until it clears. `name` names
+        this worker process in the reports (default: host name and process id)."""
         self._scheduler = scheduler
         self._pressure = pressure
         self._on_health = on_health
@@ -88,6 +97,9 @@ class Patrol:
         self._visiting = 0
         self._pressed = False
         self._seq: dict[str, int] = {}
+        self._monotonic = monotonic
+        self._rate = RateWindow(monotonic())
+        self.name = name if name is not None else f"{socket.gethostname()}:{os.getpid()}"
         self.stats = PatrolStats()
 
     def start(self) -> None:
@@ -172,8 +184,9 @@ class Patrol:
                 self._on_health(camera, change)
             except Exception:  # a failing observer never stops the patrol
                 logger.exception("health observer failed for camera %s", camera.id)
-        if error is not None:
-            with self._lock:
+        with self._lock:
+            self._rate.add(self._monotonic())
+            if error is not None:
                 self.stats.failures += 1
 
     def _record(self, result: VisitResult) -> None:
@@ -181,6 +194,9 @@ class Patrol:
             self.stats.visits += 1
             self.stats.events += len(result.events)
             self.stats.recent.append(result.cost)
+            self.stats.histograms.observe(result.cost)
+            for event in result.events:
+                self.stats.by_state[event.state] += 1
         if self._on_result is not None:
             try:
                 self._on_result(result)
@@ -191,6 +207,7 @@ class Patrol:
         schedule = self._scheduler.report()
         with self._lock:
             st = self.stats
+            own = WorkerReport(self.name, self._workers, self._visiting)
             return PatrolReport(
                 schedule,
                 self._workers,
@@ -200,6 +217,11 @@ class Patrol:
                 st.failures,
                 st.events,
                 st.held_back,
+                alive=schedule.workers or (own,),
+                visits_per_s=self._rate.rate(self._monotonic()),
+                median_cost=median_cost(list(st.recent)) if st.recent else None,
+                events_by_state=EventCounts(**{s.value: st.by_state[s] for s in EventState}),
+                histograms=st.histograms.snapshot(),
             )
 
     def health(self) -> dict[str, object]:
