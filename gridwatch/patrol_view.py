@@ -177,7 +177,7 @@ class RuntimePatrolView:
         handoff = parts.handoff.snapshot() if parts.handoff is not None else None
         histograms = [
             Histogram(phase=h.phase, bounds_s=list(h.bounds_s), counts=list(h.counts), count=h.count, sum_s=h.sum_s)
-            for h in self.patrol.report().histograms
+            for h in self.patrol.histograms()
         ]
         return Telemetry(
             visit_seconds=histograms,

@@ -28,7 +28,7 @@ from core.events import EventState
 from core.redact import redact_text
 from ingest.cameras import Camera
 from ingest.scheduling import CameraReport, EventCounts, HealthChange, PatrolReport, Scheduler, WorkerReport
-from ingest.telemetry import RateWindow, VisitHistograms
+from ingest.telemetry import PhaseHistogram, RateWindow, VisitHistograms
 from ingest.visit import VisitCost, VisitResult, median_cost
 
 logger = logging.getLogger(__name__)
@@ -223,6 +223,11 @@ class Patrol:
                 events_by_state=EventCounts(**{s.value: st.by_state[s] for s in EventState}),
                 histograms=st.histograms.snapshot(),
             )
+
+    def histograms(self) -> tuple[PhaseHistogram, ...]:
+        """The visit-phase histograms alone (what `report()` holds too), without a scheduler report."""
+        with self._lock:
+            return self.stats.histograms.snapshot()
 
     def health(self) -> dict[str, object]:
         """The `/healthz` details: camera counts, patrol figures, per-camera states (JSON values), from `report()`."""
