@@ -7,6 +7,8 @@ only ever its sanitised form, and its last error is redacted again here: neither
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -170,12 +172,42 @@ class VisitRequested(BaseModel):
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class CameraFilter:
+    """Which cameras a list asks for; None: any. Checked on plain values, before an answer row is built."""
+
+    health: CameraHealth | None = None
+    grid: str | None = None  # grid code prefix
+    tag: str | None = None
+    overdue: bool | None = None
+    q: str | None = None  # text in the id or name, case-insensitive
+
+    def matches(
+        self, camera_id: str, name: str, grid_code: str, tags: Sequence[str], health: str, overdue: bool
+    ) -> bool:
+        if self.health is not None and health != self.health:
+            return False
+        if self.grid is not None and not grid_code.startswith(self.grid):
+            return False
+        if self.tag is not None and self.tag not in tags:
+            return False
+        if self.overdue is not None and overdue != self.overdue:
+            return False
+        if self.q is None:
+            return True
+        q = self.q.casefold()
+        return q in camera_id.casefold() or q in name.casefold()
+
+
 class PatrolView(Protocol):
     """The patrol as the API sees it; the composition root wires one from the scheduler and the patrol."""
 
-    def cameras(self) -> list[CameraStatus]:
-        """Every camera of `cameras.yaml`, disabled ones included, ordered by id."""
+    def cameras(self, where: CameraFilter, after: str | None = None, limit: int | None = None) -> list[CameraStatus]:
+        """The cameras of `cameras.yaml` (disabled ones included) that match, in id order, after the id `after`,
+        at most `limit` of them."""
         ...
+
+    def camera(self, camera_id: str) -> CameraStatus | None: ...
 
     def status(self) -> PatrolStatus: ...
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import OperatorDep, PatrolDep, ViewerDep
 from api.models import AUTH_ERRORS, Problem
-from api.patrol_view import CameraHealth, CameraStatus, VisitRequested
+from api.patrol_view import CameraFilter, CameraHealth, CameraStatus, VisitRequested
 
 logger = logging.getLogger(__name__)
 
@@ -32,25 +32,6 @@ class CameraPage(BaseModel):
     next: str | None = Field(description="cursor (the last item's id); null on the last page")
 
 
-def matches(
-    camera: CameraStatus,
-    health: CameraHealth | None,
-    grid: str | None,
-    tag: str | None,
-    overdue: bool | None,
-    q: str | None,
-) -> bool:
-    if health is not None and camera.health != health:
-        return False
-    if grid is not None and not camera.grid_code.startswith(grid):
-        return False
-    if tag is not None and tag not in camera.tags:
-        return False
-    if overdue is not None and camera.overdue != overdue:
-        return False
-    return q is None or q.casefold() in camera.id.casefold() or q.casefold() in camera.name.casefold()
-
-
 @router.get("", operation_id="list_cameras", responses=NO_PATROL)
 def list_cameras(
     _caller: ViewerDep,
@@ -64,9 +45,7 @@ def list_cameras(
     after: Annotated[str | None, Query(pattern=CAMERA_ID, description="cursor: `next`")] = None,
 ) -> CameraPage:
     """In camera id order, keyset paged: each camera appears once over the pages, whatever changes meanwhile."""
-    rows = [
-        c for c in patrol.cameras() if (after is None or c.id > after) and matches(c, health, grid, tag, overdue, q)
-    ]
+    rows = patrol.cameras(CameraFilter(health, grid, tag, overdue, q), after, limit + 1)
     items = rows[:limit]
     return CameraPage(items=items, next=items[-1].id if len(rows) > limit else None)
 
@@ -75,9 +54,9 @@ def list_cameras(
 def get_camera(
     _caller: ViewerDep, patrol: PatrolDep, camera_id: Annotated[str, PathParam(pattern=CAMERA_ID)]
 ) -> CameraStatus:
-    for camera in patrol.cameras():
-        if camera.id == camera_id:
-            return camera
+    camera = patrol.camera(camera_id)
+    if camera is not None:
+        return camera
     raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"camera {camera_id} not found")
 
 
