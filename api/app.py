@@ -8,7 +8,9 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api.deps import STATE_KEY, ApiDeps
+from api.metrics import build_registry
 from api.routes import (
+    cameras,
     case_photos,
     case_reports,
     cases,
@@ -17,6 +19,8 @@ from api.routes import (
     health,
     incidents,
     intake_webhook,
+    metrics,
+    patrol,
     session,
     stats,
     stream,
@@ -43,6 +47,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
         redoc_url=None,
     )
     setattr(app.state, STATE_KEY, deps)
+    setattr(app.state, metrics.METRICS_KEY, build_registry(deps.patrol))
     for module in (
         events,
         incidents,
@@ -54,7 +59,10 @@ def create_app(deps: ApiDeps) -> FastAPI:
         evidence,
         stream,
         session,
+        cameras,
+        patrol,
         health,
+        metrics,
         wall,
     ):
         app.include_router(module.router)

@@ -12,6 +12,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import ANONYMOUS, SESSION_COOKIE, AuthConfig, Principal, role_at_least
+from api.patrol_view import PatrolView
 from core.settings import ApiRole
 from intake.bus import EventBus
 from intake.case_store import CaseStore
@@ -31,6 +32,8 @@ class ApiDeps:
 
     `health` returns extra facts for `/healthz` (camera counts, patrol state) as JSON values.
     `auth` holds the API tokens and the session key; the default, no tokens, means authentication is off.
+    `patrol` is the patrol's cameras and figures (`/api/v1/cameras`, `/api/v1/patrol`, `/metrics`); none: an API
+    without a patrol in this process, whose patrol routes answer 503.
     """
 
     store: EventStore
@@ -42,6 +45,7 @@ class ApiDeps:
     cases: CaseStore | None = None
     # the Standard Webhooks secret (`whsec_...`) external producers sign `POST /api/v1/intake/webhook` with
     inbound_secret: str | None = field(default=None, repr=False)
+    patrol: PatrolView | None = None
 
 
 def get_deps(request: Request) -> ApiDeps:
@@ -69,11 +73,18 @@ def get_cases(deps: Annotated[ApiDeps, Depends(get_deps)]) -> CaseStore:
     return deps.cases
 
 
+def get_patrol(deps: Annotated[ApiDeps, Depends(get_deps)]) -> PatrolView:
+    if deps.patrol is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="this server runs no patrol")
+    return deps.patrol
+
+
 DepsDep = Annotated[ApiDeps, Depends(get_deps)]
 StoreDep = Annotated[EventStore, Depends(get_store)]
 EvidenceDep = Annotated[EvidenceStore, Depends(get_evidence)]
 BusDep = Annotated[EventBus, Depends(get_bus)]
 CasesDep = Annotated[CaseStore, Depends(get_cases)]
+PatrolDep = Annotated[PatrolView, Depends(get_patrol)]
 
 
 _bearer = HTTPBearer(auto_error=False, description="a secret whose sha256 is in `api.tokens`")

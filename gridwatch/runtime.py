@@ -30,6 +30,7 @@ from detectors.session import create_session, default_workers, usable_cores
 from gridwatch import __version__
 from gridwatch.intake_setup import EVIDENCE_DIR, Intake, build_intake, store_targets
 from gridwatch.modelstore import resolve_model
+from gridwatch.patrol_view import RuntimePatrolView, Telemetries
 from gridwatch.rulestate import RULE_STATE_FILE, load_rule_state, save_rule_state
 from incidents.events import RuleFacts, incident_event
 from incidents.tracker import IncidentChange, IncidentTracker
@@ -393,6 +394,9 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
         continuous=[c for c in cameras if c.mode == "continuous"],
         timeouts=grabber.timeouts,
     )
+    telemetries = Telemetries(lambda: batcher.queue_depth, handoff, store=store)
+    if intake is not None:
+        telemetries.outbox, telemetries.feed = intake.outbox, intake.feed
     runtime_ref: list[Runtime] = []
     app = create_app(
         ApiDeps(
@@ -404,6 +408,7 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
             auth=AuthConfig.from_settings(settings.api),
             cases=intake.cases if intake is not None else None,
             inbound_secret=_secret(settings.intake.inbound_secret),
+            patrol=RuntimePatrolView(patrol, scheduler, cameras, clock, telemetries),
         )
     )
 

@@ -14,6 +14,8 @@ at every release.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections import deque
@@ -22,12 +24,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from core.errors import GrabError
+from core.events import EventState
 from core.redact import redact_text
 from core.types import Frame
 from ingest.cameras import Camera
 from ingest.continuous import ContinuousWatch, Observer
 from ingest.grabber import GrabTimeouts, VisitTiming
-from ingest.scheduling import CameraReport, HealthChange, PatrolReport, Scheduler
+from ingest.scheduling import CameraReport, EventCounts, HealthChange, PatrolReport, Scheduler, WorkerReport
+from ingest.telemetry import PhaseHistogram, RateWindow, VisitHistograms
 from ingest.visit import GrabTimingLike, VisitCost, VisitResult, median_cost
 
 logger = logging.getLogger(__name__)
@@ -39,7 +43,10 @@ class PatrolStats:
     failures: int = 0
     events: int = 0
     held_back: int = 0  # times a worker waited for inference to catch up before its next visit
+    gated: int = 0  # visits whose inference change gating skipped (the last detections carried)
     recent: deque[VisitCost] = field(default_factory=lambda: deque(maxlen=500))
+    by_state: dict[EventState, int] = field(default_factory=lambda: dict.fromkeys(EventState, 0))
+    histograms: VisitHistograms = field(default_factory=VisitHistograms)
 
     def as_dict(self) -> dict[str, object]:
         med = median_cost(list(self.recent))
@@ -48,6 +55,7 @@ class PatrolStats:
             "failures": self.failures,
             "events": self.events,
             "held_back": self.held_back,
+            "gated": self.gated,
             "median_ms": {
                 "connect": round(med.connect, 2),
                 "first_keyframe": round(med.first_keyframe, 2),
@@ -78,10 +86,13 @@ class Patrol:
         on_health: Callable[[Camera, HealthChange], None] | None = None,
         continuous: Sequence[Camera] = (),
         timeouts: GrabTimeouts | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        name: str | None = None,
     ) -> None:
         """`pressure()` true means inference is behind: workers start no new visit until it clears.
         `continuous`: the cameras held open beside the round (`ingest.continuous`), each taking one of the
-        `workers` slots; the scheduler must not hold them."""
+        `workers` slots; the scheduler must not hold them. `name` names this worker process in the reports
+        (default: host name and process id)."""
         self._scheduler = scheduler
         self._pressure = pressure
         self._on_health = on_health
@@ -97,6 +108,9 @@ class Patrol:
         self._visiting = 0
         self._pressed = False
         self._seq: dict[str, int] = {}
+        self._monotonic = monotonic
+        self._rate = RateWindow(monotonic())
+        self.name = name if name is not None else f"{socket.gethostname()}:{os.getpid()}"
         self.stats = PatrolStats()
         observer = Observer(self._observe_window, on_health)
         self.watches = [ContinuousWatch(c, observer, timeouts or GrabTimeouts()) for c in continuous]
@@ -202,15 +216,20 @@ class Patrol:
                 self._on_health(camera, change)
             except Exception:  # a failing observer never stops the patrol
                 logger.exception("health observer failed for camera %s", camera.id)
-        if error is not None:
-            with self._lock:
+        with self._lock:
+            self._rate.add(self._monotonic())
+            if error is not None:
                 self.stats.failures += 1
 
     def _record(self, result: VisitResult) -> None:
         with self._lock:
             self.stats.visits += 1
+            self.stats.gated += int(result.gated)
             self.stats.events += len(result.events)
             self.stats.recent.append(result.cost)
+            self.stats.histograms.observe(result.cost)
+            for event in result.events:
+                self.stats.by_state[event.state] += 1
         if self._on_result is not None:
             try:
                 self._on_result(result)
@@ -221,6 +240,7 @@ class Patrol:
         schedule = self._scheduler.report()
         with self._lock:
             st = self.stats
+            own = WorkerReport(self.name, self._workers, self._visiting)
             return PatrolReport(
                 schedule,
                 self._workers,
@@ -230,7 +250,18 @@ class Patrol:
                 st.failures,
                 st.events,
                 st.held_back,
+                alive=schedule.workers or (own,),
+                visits_per_s=self._rate.rate(self._monotonic()),
+                median_cost=median_cost(list(st.recent)) if st.recent else None,
+                events_by_state=EventCounts(**{s.value: st.by_state[s] for s in EventState}),
+                histograms=st.histograms.snapshot(),
+                gated=st.gated,
             )
+
+    def histograms(self) -> tuple[PhaseHistogram, ...]:
+        """The visit-phase histograms alone (what `report()` holds too), without a scheduler report."""
+        with self._lock:
+            return self.stats.histograms.snapshot()
 
     def health(self) -> dict[str, object]:
         """The `/healthz` details: camera counts, patrol figures, per-camera states (JSON values), from `report()`."""

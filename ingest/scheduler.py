@@ -120,7 +120,7 @@ class _State:
         if not self.samples:
             return Latency()
         connect, keyframe, total = self._column(0), self._column(1), self._column(2)
-        return Latency(_p50(connect), _p95(connect), _p50(keyframe), _p95(keyframe), _p95(total))
+        return Latency(_p50(connect), _p95(connect), _p50(keyframe), _p95(keyframe), _p95(total), _p50(total))
 
 
 def _p50(ordered: Sequence[float]) -> float:

@@ -11,6 +11,8 @@ from enum import StrEnum
 from typing import Protocol
 
 from ingest.cameras import Camera
+from ingest.telemetry import PhaseHistogram
+from ingest.visit import VisitCost
 
 
 class Health(StrEnum):
@@ -57,6 +59,7 @@ class Latency:
     first_keyframe_p50: float | None = None
     first_keyframe_p95: float | None = None
     visit_p95: float | None = None  # the whole visit (the planner leads by the longest recent one)
+    visit_p50: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +93,16 @@ class RevisitFigures:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerReport:
+    """A patrol worker process known to be alive: its name (host and process), its threads (the most visits it
+    keeps in flight) and its visits in flight now."""
+
+    name: str
+    threads: int
+    in_flight: int
+
+
+@dataclass(frozen=True, slots=True)
 class ScheduleReport:
     at: float  # the scheduler's monotonic time of the report
     mode: Mode
@@ -102,12 +115,24 @@ class ScheduleReport:
     requests_served: int
     revisit: RevisitFigures
     cameras: tuple[CameraReport, ...]
+    # the workers the backend knows to be alive (a shared backend: from their leases or heartbeats); the
+    # in-process backend knows none, and `Patrol.report()` names its own process instead
+    workers: tuple[WorkerReport, ...] = ()
 
     def counts(self) -> dict[Health, int]:
         counts = dict.fromkeys(Health, 0)
         for c in self.cameras:
             counts[c.health] += 1
         return counts
+
+
+@dataclass(frozen=True, slots=True)
+class EventCounts:
+    """Incident events the patrol's visits emitted, by their state."""
+
+    open: int = 0
+    update: int = 0
+    close: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +147,12 @@ class PatrolReport:
     failures: int
     events: int
     held_back: int
+    alive: tuple[WorkerReport, ...] = ()  # the schedule's workers, or this process when it names none
+    visits_per_s: float = 0.0  # visits (successes and failures) per second over the last minute
+    median_cost: VisitCost | None = None  # per phase, over the last 500 successful visits; None before one
+    events_by_state: EventCounts = EventCounts()  # the `events` by state
+    histograms: tuple[PhaseHistogram, ...] = ()  # successful visits by phase duration, since the start
+    gated: int = 0  # of `visits`, those whose inference change gating skipped
 
 
 class Scheduler(Protocol):

@@ -41,6 +41,7 @@ from intake.case_model import CaseCreate, Reporter, Source
 from intake.case_store import CaseStore
 from intake.workflow import ACTIONS
 from tests.api.conftest import Parts, bearer, make_auth
+from tests.api.patrol_builders import fleet, idle_world
 from tests.intake.builders import BASE_TIME, make_event, make_event_with_blobs, make_image_bytes, ulid_at
 from tests.intake.case_builders import TO_CHECKING, TO_HANDLING, act, close_at
 
@@ -134,10 +135,13 @@ def world(parts: Parts, tmp_path: Path) -> Iterator[World]:
         "event_id": tuple(e.id for e in events),
         "incident_id": (incident,),
         "key": tuple(ev.key for e in events for ev in e.evidence),
+        "camera_id": tuple(c.id for c in fleet()),
     }
-    deps = dataclasses.replace(parts.deps, auth=make_auth(), cases=cases, inbound_secret=SECRET)
+    patrol = idle_world()  # cameras, none visited yet, and a scheduler that takes out-of-turn visits
+    deps = dataclasses.replace(parts.deps, auth=make_auth(), cases=cases, inbound_secret=SECRET, patrol=patrol.view)
     app = create_app(deps)
     yield World(app, schemathesis.openapi.from_asgi(OPENAPI, app), known)
+    patrol.scheduler.close()
     cases.close()
 
 

@@ -49,6 +49,11 @@ def test_operation_ids_are_stable(client: TestClient) -> None:
         "create_session",
         "get_session",
         "delete_session",
+        "list_cameras",
+        "get_camera",
+        "request_camera_visit",
+        "get_patrol",
+        "metrics",
     }
 
 
