@@ -176,6 +176,8 @@ def _csv_rows(text: str, path: str) -> tuple[list[dict[str, object]], list[int],
     if not header:
         return [], [], [f"{path}:1:id: no header row: the first line names the columns ({', '.join(COLUMNS)})"]
     problems = _header_problems(header, path)
+    if problems:  # no row is read under a wrong header: each would repeat its problem
+        return [], [], problems
     rows: list[dict[str, object]] = []
     lines, line = [], reader.line_num + 1
     try:
@@ -189,7 +191,7 @@ def _csv_rows(text: str, path: str) -> tuple[list[dict[str, object]], list[int],
             row: dict[str, object] = {}
             for name, text in zip(header, cells, strict=True):
                 try:
-                    if text != "" and name in COLUMNS:
+                    if text != "":
                         row[name] = _cell(name, text)
                 except ValueError as exc:
                     problems.append(f"{path}:{start}:{name}: {exc}")
@@ -224,6 +226,16 @@ def _yaml_rows(text: str, path: str) -> tuple[Sequence[object], _YamlPlaces]:
     return rows, _YamlPlaces(path, text, node, composed=True)
 
 
+def _line_of(path: str) -> Callable[[str], int]:
+    """The line number a `path:line:...` problem names: problems are listed in file order."""
+
+    def line(problem: str) -> int:
+        number = problem[len(path) + 1 :].partition(":")[0]
+        return int(number) if number.isdigit() else 0
+
+    return line
+
+
 def read_fleet(path: Path, progress: Progress | None = None) -> Fleet:
     """The fleet in a `.csv` file, else a YAML one; ConfigError listing every problem (and warning) if any."""
     with gc_paused():  # millions of short-lived objects: the collector would only slow the read
@@ -244,7 +256,7 @@ def _read_fleet(path: Path, progress: Progress | None) -> Fleet:
         problems = []
     cameras, invalid = _validate(rows, places, progress)
     warnings = [redact_text(line) for line in _warnings(cameras, places)]
-    problems = [redact_text(line) for line in problems + invalid]
+    problems = sorted((redact_text(line) for line in problems + invalid), key=_line_of(str(path)))
     if problems:
         raise ConfigError(problems + warnings)
     return Fleet(cameras, warnings, places)
@@ -271,6 +283,7 @@ def diff(old: Sequence[Camera], new: Sequence[Camera]) -> FleetDiff:
 
 @dataclass(frozen=True, slots=True)
 class ImportReport:
+    cameras: int
     diff: FleetDiff
     warnings: list[str]
     written: bool
@@ -282,27 +295,40 @@ def import_fleet(source: Path, config: Path, progress: Progress | None = None) -
     A file with any problem raises ConfigError and leaves cameras.yaml as it was."""
     fleet = read_fleet(source, progress)
     target = config / "cameras.yaml"
+    text = render_yaml(fleet.cameras)
+    try:
+        old_text: str | None = target.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        old_text = None
+    except (OSError, UnicodeDecodeError):
+        old_text = ""  # read_fleet says why below
+    if old_text == text:  # the same file: nothing to compare camera by camera
+        return ImportReport(len(fleet.cameras), diff(fleet.cameras, fleet.cameras), fleet.warnings, False, 0)
     old: list[Camera] = []
-    previous_problems, old_text = 0, None
-    if target.is_file():
+    previous_problems = 0
+    if old_text is not None:
         try:
-            old, old_text = read_fleet(target).cameras, target.read_text(encoding="utf-8")
+            old = read_fleet(target).cameras
         except ConfigError as exc:
             previous_problems = len(exc.problems)
-    text = render_yaml(fleet.cameras)
-    written = text != old_text
-    if written:
-        write_atomic(target, text, private=any(holds_secret(camera.url) for camera in fleet.cameras))
-    return ImportReport(diff(old, fleet.cameras), fleet.warnings, written, previous_problems)
+    write_atomic(target, text, private=any(holds_secret(camera.url) for camera in fleet.cameras))
+    return ImportReport(len(fleet.cameras), diff(old, fleet.cameras), fleet.warnings, True, previous_problems)
 
 
 class CredentialsError(GridwatchError):
     """An export would write passwords spelled out in camera URLs, and was not asked to."""
 
 
-def export_fleet(config: Path, fmt: str, *, include_credentials: bool = False) -> tuple[str, bool]:
-    """`config/cameras.yaml` as `fmt` text (`csv` or `yaml`), and whether it holds credentials written out
-    (only with `include_credentials`; else CredentialsError names the rows)."""
+@dataclass(frozen=True, slots=True)
+class Export:
+    text: str
+    cameras: int
+    holds_credentials: bool  # passwords written out: only with include_credentials; write it 0600
+
+
+def export_fleet(config: Path, fmt: str, *, include_credentials: bool = False) -> Export:
+    """`config/cameras.yaml` as `fmt` text (`csv` or `yaml`). A URL with a password written out (not a `${VAR}`)
+    is exported only with `include_credentials`; else CredentialsError names the rows."""
     fleet = read_fleet(config / "cameras.yaml")
     secret = [i for i, camera in enumerate(fleet.cameras) if holds_secret(camera.url)]
     if secret and not include_credentials:
@@ -315,4 +341,4 @@ def export_fleet(config: Path, fmt: str, *, include_credentials: bool = False) -
             + "\nwrite them as ${VAR} references in cameras.yaml (the value comes from the environment),"
             " or pass --include-credentials to export them (the file is created with mode 0600)"
         )
-    return render(fleet.cameras, fmt), bool(secret)
+    return Export(render(fleet.cameras, fmt), len(fleet.cameras), bool(secret))

@@ -26,9 +26,12 @@ BURST_ONLY = frozenset({"burst_frames", "burst_span_s"})
 _DEFAULTS = {name: field.default for name, field in Camera.model_fields.items()}
 # characters YAML reads as line breaks or refuses inside a double-quoted scalar, which JSON leaves as they are
 _YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
+_NEEDS_ESCAPE = re.compile('["\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]')
 
 
 def _yaml_string(text: str) -> str:
+    if not _NEEDS_ESCAPE.search(text):
+        return f'"{text}"'
     return _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(text, ensure_ascii=False))
 
 
