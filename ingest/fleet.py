@@ -47,6 +47,8 @@ class Places(Protocol):
 
     def row(self, index: int) -> str: ...
 
+    def release(self) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class _CsvPlaces:
@@ -58,6 +60,9 @@ class _CsvPlaces:
 
     def row(self, index: int) -> str:
         return f"line {self.lines[index]}"
+
+    def release(self) -> None:
+        pass
 
 
 class _YamlPlaces:
@@ -78,6 +83,10 @@ class _YamlPlaces:
 
     def row(self, index: int) -> str:
         return f"line {self._mark(('cameras', index, 'id'), False)[0]}, cameras[{index}]"
+
+    def release(self) -> None:
+        """Drop the nodes (millions for a large fleet); composed again if a place is asked for later."""
+        self._node, self._composed = None, False
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,13 +245,14 @@ def _line_of(path: str) -> Callable[[str], int]:
     return line
 
 
-def read_fleet(path: Path, progress: Progress | None = None) -> Fleet:
-    """The fleet in a `.csv` file, else a YAML one; ConfigError listing every problem (and warning) if any."""
+def read_fleet(path: Path, progress: Progress | None = None, *, warn: bool = True) -> Fleet:
+    """The fleet in a `.csv` file, else a YAML one; ConfigError listing every problem (and warning) if any.
+    Without `warn`, GB/T 28181 ids are not checked (a file already imported was checked then)."""
     with gc_paused():  # millions of short-lived objects: the collector would only slow the read
-        return _read_fleet(path, progress)
+        return _read_fleet(path, progress, warn)
 
 
-def _read_fleet(path: Path, progress: Progress | None) -> Fleet:
+def _read_fleet(path: Path, progress: Progress | None, warn: bool) -> Fleet:
     text = _read_text(path)
     if progress is not None:
         progress("reading", 0, 0)
@@ -255,10 +265,11 @@ def _read_fleet(path: Path, progress: Progress | None) -> Fleet:
         rows, places = _yaml_rows(text, str(path))
         problems = []
     cameras, invalid = _validate(rows, places, progress)
-    warnings = [redact_text(line) for line in _warnings(cameras, places)]
+    warnings = [redact_text(line) for line in _warnings(cameras, places)] if warn else []
     problems = sorted((redact_text(line) for line in problems + invalid), key=_line_of(str(path)))
     if problems:
         raise ConfigError(problems + warnings)
+    places.release()
     return Fleet(cameras, warnings, places)
 
 
@@ -308,7 +319,7 @@ def import_fleet(source: Path, config: Path, progress: Progress | None = None) -
     previous_problems = 0
     if old_text is not None:
         try:
-            old = read_fleet(target).cameras
+            old = read_fleet(target, warn=False).cameras
         except ConfigError as exc:
             previous_problems = len(exc.problems)
     write_atomic(target, text, private=any(holds_secret(camera.url) for camera in fleet.cameras))
@@ -329,7 +340,7 @@ class Export:
 def export_fleet(config: Path, fmt: str, *, include_credentials: bool = False) -> Export:
     """`config/cameras.yaml` as `fmt` text (`csv` or `yaml`). A URL with a password written out (not a `${VAR}`)
     is exported only with `include_credentials`; else CredentialsError names the rows."""
-    fleet = read_fleet(config / "cameras.yaml")
+    fleet = read_fleet(config / "cameras.yaml", warn=False)
     secret = [i for i, camera in enumerate(fleet.cameras) if holds_secret(camera.url)]
     if secret and not include_credentials:
         lines = [f"{fleet.places.at(i, ('url',))}: {sanitize_url(fleet.cameras[i].url)}" for i in secret[:SHOWN]]
