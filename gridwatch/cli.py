@@ -171,22 +171,24 @@ def _terminal_progress() -> Progress | None:
 
     def show(stage: str, done: int, total: int) -> None:
         text = f"{stage}: {done:,} / {total:,} rows" if total else f"{stage} ..."
-        end = "\n" if total and done == total else ""
-        print(f"\r\x1b[K{text}", end=end, file=sys.stderr, flush=True)
+        print(f"\r\x1b[K{text}", end="", file=sys.stderr, flush=True)
 
     return show
 
 
 def _cmd_cameras_import(args: argparse.Namespace) -> int:
-    started = time.perf_counter()
+    started, progress = time.perf_counter(), _terminal_progress()
     try:
-        report = import_fleet(args.file, args.config, _terminal_progress())
+        report = import_fleet(args.file, args.config, progress)
     except ConfigError as exc:
         for line in exc.problems:
             print(line, file=sys.stderr)
         errors = sum(1 for line in exc.problems if ": warning: " not in line)
         print(f"{args.file}: refused, {errors} problem(s); cameras.yaml left as it was", file=sys.stderr)
         return 2
+    finally:
+        if progress is not None:
+            print("\r\x1b[K", end="", file=sys.stderr, flush=True)  # the progress line goes away
     for line in report.warnings:
         print(line, file=sys.stderr)
     target = args.config / "cameras.yaml"

@@ -179,7 +179,8 @@ def _header_problems(header: list[str], path: str) -> list[str]:
 
 
 def _csv_rows(text: str, path: str) -> tuple[list[dict[str, object]], list[int], list[str]]:
-    """Rows as field dicts (empty cells left out), the line each starts on, and the problems found."""
+    """Rows as field dicts (empty cells left out), the line each starts on, and the problems found (the cells
+    are converted here; the rows are validated by the model after)."""
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     header = [name.strip() for name in next(reader, [])]
     if not header:
@@ -305,6 +306,8 @@ def import_fleet(source: Path, config: Path, progress: Progress | None = None) -
     """Validate `source` as a whole and make it `config/cameras.yaml` (atomically; 0600 if it holds passwords).
     A file with any problem raises ConfigError and leaves cameras.yaml as it was."""
     fleet = read_fleet(source, progress)
+    if progress is not None:
+        progress("writing", 0, 0)
     target = config / "cameras.yaml"
     text = render_yaml(fleet.cameras)
     try:

@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from core.errors import GridwatchError
 from ingest.cameras import Camera
 
 COLUMNS: tuple[str, ...] = tuple(Camera.model_fields)
@@ -104,7 +105,10 @@ def write_atomic(path: Path, text: str, *, private: bool = False) -> None:
             mode = stat.S_IMODE(path.stat().st_mode)
         except FileNotFoundError:
             mode = 0o644
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # created 0600
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # created 0600
+    except OSError as exc:
+        raise GridwatchError(f"{path}: cannot write: {exc.strerror}") from None
     tmp = Path(name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:

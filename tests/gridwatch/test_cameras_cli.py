@@ -94,4 +94,19 @@ def test_progress_is_drawn_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -
     assert show is not None
     show("validating", 1000, 2000)
     show("validating", 2000, 2000)
-    assert screen.getvalue() == "\r\x1b[Kvalidating: 1,000 / 2,000 rows\r\x1b[Kvalidating: 2,000 / 2,000 rows\n"
+    show("writing", 0, 0)
+    assert (
+        screen.getvalue()
+        == "\r\x1b[Kvalidating: 1,000 / 2,000 rows\r\x1b[Kvalidating: 2,000 / 2,000 rows\r\x1b[Kwriting ..."
+    )
+
+
+def test_a_missing_folder_is_an_error_not_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = _csv(tmp_path, "v1.csv", V1)
+    assert main(["cameras", "import", str(source), "--config", str(tmp_path / "nowhere")]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"gridwatch: {tmp_path / 'nowhere' / 'cameras.yaml'}: cannot write: No such file or directory\n"
+    )
+    assert main(["cameras", "export", "--config", str(tmp_path / "nowhere")]) == 2
+    assert "cameras.yaml:1:1: cannot read: No such file or directory" in capsys.readouterr().err
