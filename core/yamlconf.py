@@ -222,16 +222,25 @@ def _own_nodes(root: yaml.Node) -> int:
     return len(seen)
 
 
-def _construct(node: yaml.Node, path: str) -> tuple[object, int, bool, list[str]]:
-    """The data, the document's own node count, whether it has aliases, and its duplicate keys."""
+def _check_size(node: yaml.Node, own: int, path: str) -> None:
+    limit = max(MAX_NODES, ALIAS_FACTOR * own)
+    if _expanded_size(node, {}, limit) > limit:
+        raise ConfigError([f"{path}:1:1: too large: more than {limit} values once aliases are expanded"])
+
+
+def _construct(node: yaml.Node, path: str) -> tuple[object, list[str]]:
+    """The data and the document's duplicate keys; ConfigError if aliases expand it too far."""
     builder = _Builder(path)
     try:
         data = builder.build(node)
-        return data, len(builder.memo) + builder.scalars, builder.aliased, builder.problems
-    except _FallbackError:
+    except _FallbackError:  # checked before PyYAML builds it: merge keys copy what they merge
+        _check_size(node, _own_nodes(node), path)
         problems: list[str] = []
         _check_duplicate_keys(node, path, problems, set())
-        return yaml.SafeLoader("").construct_document(node), _own_nodes(node), True, problems
+        return yaml.SafeLoader("").construct_document(node), problems
+    if builder.aliased:
+        _check_size(node, len(builder.memo) + builder.scalars, path)
+    return data, builder.problems
 
 
 def load_yaml_text(text: str, path: str) -> tuple[object, yaml.Node | None]:
@@ -244,10 +253,7 @@ def load_yaml_text(text: str, path: str) -> tuple[object, yaml.Node | None]:
         if node is None:
             return None, None
         try:
-            data, own, aliased, problems = _construct(node, path)
-            limit = max(MAX_NODES, ALIAS_FACTOR * own)
-            if aliased and _expanded_size(node, {}, limit) > limit:
-                raise ConfigError([f"{path}:1:1: too large: more than {limit} values once aliases are expanded"])
+            data, problems = _construct(node, path)
         except RecursionError:
             raise ConfigError([f"{path}:1:1: nested too deeply"]) from None
         except yaml.YAMLError as exc:  # a tag PyYAML's safe constructor refuses

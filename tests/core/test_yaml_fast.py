@@ -76,3 +76,12 @@ def test_the_alias_limit_scales_with_the_document() -> None:
     # the same nodes aliased twice: three times its size, and more than MAX_NODES, is a real document
     data, _ = load_yaml_text(_aliased(60_000, 2), "f.yaml")
     assert isinstance(data, dict) and len(data["copies"]) == 2
+
+
+def test_a_merge_key_bomb_is_refused_before_it_is_built() -> None:
+    levels = ["a0: &a0 {k0: lol, k1: lol, k2: lol, k3: lol, k4: lol, k5: lol, k6: lol, k7: lol, k8: lol, k9: lol}"]
+    levels += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]" for n in range(1, 7)]
+    with pytest.raises(ConfigError, match="too large"):
+        load_yaml_text("\n".join(levels) + "\nb:\n  <<: *a0\n  c: *a6\n", "f.yaml")
+    data, _ = load_yaml_text("a: &a {x: 1}\nb:\n  <<: *a\n  y: 2\n", "f.yaml")
+    assert data == {"a": {"x": 1}, "b": {"x": 1, "y": 2}}
