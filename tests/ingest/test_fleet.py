@@ -42,6 +42,7 @@ def _problems(path: Path) -> list[str]:
     return err.value.problems
 
 
+@pytest.mark.slow
 def test_a_100k_csv_fleet_round_trips_through_import_and_export(
     big_fleet: list[Camera], tmp_path: Path, config: Path
 ) -> None:
@@ -59,6 +60,7 @@ def test_a_100k_csv_fleet_round_trips_through_import_and_export(
     assert as_yaml == (config / "cameras.yaml").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_a_100k_yaml_fleet_imports_and_loads(
     big_fleet: list[Camera], tmp_path: Path, config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -77,6 +79,7 @@ def test_a_100k_yaml_fleet_imports_and_loads(
     assert loaded[1].model_copy(update={"url": big_fleet[1].url}) == big_fleet[1]
 
 
+@pytest.mark.slow
 def test_a_hand_written_100k_yaml_fleet_loads_with_aliases(tmp_path: Path) -> None:
     # plain scalars and one anchor shared by every row: read by the YAML parser, not the fast path
     rows = "".join(
