@@ -13,6 +13,7 @@ _SECRET_PARAMS = re.compile(
     re.IGNORECASE,
 )
 MASK = "***"
+_ENV_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 
 def sanitize_url(url: str) -> str:
@@ -24,6 +25,17 @@ def sanitize_url(url: str) -> str:
     if at != -1:
         rest = MASK + rest[at:]
     return _SECRET_PARAMS.sub(lambda m: m.group("key") + MASK, f"{scheme}://{rest}")
+
+
+def holds_secret(url: str) -> bool:
+    """Whether `url` spells out a password or a secret query parameter. `${VAR}` references are not secrets:
+    `rtsp://admin:${CAM_PW}@h/s` holds none, `rtsp://admin:pw@h/s` and `rtsp://h/s?token=x` do."""
+    plain = _ENV_REF.sub("", url)
+    _, sep, rest = plain.partition("://")
+    at = rest.rfind("@") if sep else -1
+    if at != -1 and rest[:at].partition(":")[2]:
+        return True
+    return any(match.end() > match.end("key") for match in _SECRET_PARAMS.finditer(plain))
 
 
 def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,8 @@ from gridwatch.intake_setup import EVIDENCE_DIR, store_targets
 from gridwatch.modelstore import fetch_model
 from gridwatch.runtime import build_detector, load_settings, run_forever
 from ingest.cameras import Camera, load_cameras
+from ingest.fleet import Progress, export_fleet, import_fleet
+from ingest.fleet_files import write_atomic
 from intake.evidence import EvidenceStore
 from intake.outbox import replay_command
 from intake.retention import RetentionPolicy, prune
@@ -161,6 +164,77 @@ def _cmd_evidence_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _terminal_progress() -> Progress | None:
+    """Rows done so far, redrawn on one line of stderr: only when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(stage: str, done: int, total: int) -> None:
+        text = f"{stage}: {done:,} / {total:,} rows" if total else f"{stage} ..."
+        print(f"\r\x1b[K{text}", end="", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _cmd_cameras_import(args: argparse.Namespace) -> int:
+    started, progress = time.perf_counter(), _terminal_progress()
+    try:
+        report = import_fleet(args.file, args.config, progress)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        errors = sum(1 for line in exc.problems if ": warning: " not in line)
+        print(f"{args.file}: refused, {errors} problem(s); cameras.yaml left as it was", file=sys.stderr)
+        return 2
+    finally:
+        if progress is not None:
+            print("\r\x1b[K", end="", file=sys.stderr, flush=True)  # the progress line goes away
+    for line in report.warnings:
+        print(line, file=sys.stderr)
+    target = args.config / "cameras.yaml"
+    if report.previous_problems:
+        print(f"{target}: the old file did not load ({report.previous_problems} problem(s)): all counted as added")
+    done = "written" if report.written else "unchanged"
+    print(
+        f"{target}: {done}, {report.cameras:,} cameras from {args.file}: {report.diff.text()}"
+        f" ({len(report.warnings)} warning(s), {time.perf_counter() - started:.1f} s)"
+    )
+    return 0
+
+
+def _cmd_cameras_export(args: argparse.Namespace) -> int:
+    suffix = args.output.suffix.lower().lstrip(".") if args.output else ""
+    fmt = args.format or ("yaml" if suffix in ("yaml", "yml") else "csv")
+    export = export_fleet(args.config, fmt, include_credentials=args.include_credentials)
+    if args.output is None:
+        sys.stdout.write(export.text)
+        return 0
+    write_atomic(args.output, export.text, private=export.holds_credentials)
+    mode = ", with credentials, mode 0600" if export.holds_credentials else ""
+    print(f"{args.output}: {export.cameras:,} cameras as {fmt}{mode}", file=sys.stderr)
+    return 0
+
+
+def _add_cameras(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cameras = sub.add_parser("cameras", help="the camera fleet: import and export cameras.yaml as CSV or YAML")
+    commands = cameras.add_subparsers(dest="cameras_command", required=True)
+    config_help = "config folder holding cameras.yaml (default: the current folder)"
+    imp = commands.add_parser("import", help="validate a CSV or YAML fleet and make it cameras.yaml")
+    imp.add_argument("file", type=Path, help="a .csv file (header row of column names) or a YAML cameras file")
+    imp.add_argument("--config", type=Path, default=Path(), help=config_help)
+    imp.set_defaults(func=_cmd_cameras_import)
+    exp = commands.add_parser("export", help="write cameras.yaml as CSV or YAML (what import reads)")
+    exp.add_argument("--config", type=Path, default=Path(), help=config_help)
+    exp.add_argument("--format", choices=["csv", "yaml"], default=None, help="default: from -o's suffix, else csv")
+    exp.add_argument("-o", "--output", type=Path, default=None, help="file to write (default: standard output)")
+    exp.add_argument(
+        "--include-credentials",
+        action="store_true",
+        help="export passwords written out in urls (not ${VAR}); the file is created with mode 0600",
+    )
+    exp.set_defaults(func=_cmd_cameras_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gridwatch", description=__doc__)
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -230,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     prune_cmd.add_argument("--dry-run", action="store_true", help="report what would be removed, remove nothing")
     prune_cmd.add_argument("--json", action="store_true", help="the whole report as JSON, every file named")
     prune_cmd.set_defaults(func=_cmd_evidence_prune)
+    _add_cameras(sub)
     return parser
 
 

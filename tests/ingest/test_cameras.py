@@ -51,7 +51,7 @@ def test_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) 
         ),
         (
             "cameras:\n  - id: a\n    url: rtsp://h/x\n  - id: a\n    url: rtsp://h/y\n",
-            "cams.yaml:4:9: cameras[1].id: camera id 'a' appears more than once",
+            "cams.yaml:4:9: cameras[1].id: camera id 'a' appears more than once (first at line 2, cameras[0])",
         ),
         (
             "cameras:\n  - id: a\n  - url: rtsp://h/x\n",
