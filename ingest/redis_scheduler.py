@@ -55,6 +55,7 @@ logger = logging.getLogger(__name__)
 MAX_POLL_S = 0.5  # an idle worker looks again at least this often (another worker may have planned sooner)
 RECLAIM_SPREAD_S = 0.05  # leases taken back together come back this far apart
 MAX_RECLAIM = 100  # leases taken back per claim
+REGISTER_BATCH = 1000  # cameras per registration script
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,10 +129,13 @@ class RedisScheduler:
         their first visits spread (at most over the revisit target) as the in-process scheduler spreads them."""
         now = self.clock()
         enabled = list(self._by_id.values())
-        args: list[str | float | int] = [self._ns]
-        for i, c in enumerate(enabled):
-            args += [c.id, c.name, c.priority, repr(c.revisit_s), repr(now + i * min(0.01, c.revisit_s / len(enabled)))]
-        added = int(self.client.eval(REGISTER, 0, *args)) if enabled else 0
+        added = 0
+        for start in range(0, len(enabled), REGISTER_BATCH):  # batches: Redis serves the others in between
+            args: list[str | float | int] = [self._ns]
+            for i, c in enumerate(enabled[start : start + REGISTER_BATCH], start):
+                first = now + i * min(0.01, c.revisit_s / len(enabled))
+                args += [c.id, c.name, c.priority, repr(c.revisit_s), repr(first)]
+            added += int(self.client.eval(REGISTER, 0, *args))
         logger.info("patrol on redis: %d cameras registered (%d new) by worker %s", len(enabled), added, self.worker_id)
         return added
 
@@ -176,6 +180,10 @@ class RedisScheduler:
         )
         if not out[0]:
             next_due = float(out[1])
+            if next_due < 0 and self._by_id:  # an empty plan: Redis restarted without persistence, or was flushed
+                logger.warning("patrol plan empty in redis: registering this worker's cameras again")
+                self.register()
+                return now
             return None if next_due < 0 else next_due
         cam_id, kind, switched = _text(out[0]), _text(out[1]), _text(out[2])
         if switched:

@@ -283,3 +283,12 @@ def test_two_worker_processes_share_one_patrol(redis_server: RedisServer, keys: 
     assert {w for _t, _c, w in visits} == {"a", "b"}
     gaps = [b - a for times in by_camera.values() for a, b in itertools.pairwise(times)]
     assert gaps and max(gaps) <= 1.5 + 1.0
+
+
+def test_a_flushed_redis_is_planned_again(client: redis.Redis, keys: RedisKeys) -> None:
+    clock = SimClock()
+    sched = make(cameras(5), client, keys, clock, "w")
+    client.delete(*client.keys(f"{keys.namespace}*"))  # Redis restarted empty
+    clock.advance(1.0)
+    assert sched.acquire(timeout=0) is None  # finds the plan empty and registers again
+    assert sched.acquire(timeout=0) is not None
