@@ -47,6 +47,18 @@ class PatrolSettings(BaseModel):
     rules_poll_s: float = Field(default=2.0, gt=0)
     # how often learned rule state (count_anomaly baselines) is saved to data_dir/rule-state.json; also at stop
     rule_state_save_s: float = Field(default=300.0, gt=0)
+    # many workers, one patrol: `redis` shares due times, leases, rule state and incidents through Redis
+    backend: Literal["inprocess", "redis"] = "inprocess"
+    redis_url: SecretStr | None = None  # redis://[:password@]host:port/db; never logged (sanitised)
+    redis_namespace: str = Field(default="gridwatch:", pattern=r"^[A-Za-z0-9_.:{}-]{1,64}$")
+    lease_s: float = Field(default=30.0, gt=0, le=3600)  # a dead worker's cameras come back after this
+    heartbeat_s: float = Field(default=5.0, gt=0, le=600)  # and live workers renew their leases this often
+
+    @model_validator(mode="after")
+    def _leases_outlive_heartbeats(self) -> PatrolSettings:
+        if self.heartbeat_s * 2 >= self.lease_s:
+            raise ValueError(f"heartbeat_s {self.heartbeat_s:g} must be under half of lease_s {self.lease_s:g}")
+        return self
 
 
 class GatingOverride(BaseModel):

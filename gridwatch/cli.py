@@ -16,7 +16,9 @@ from detectors.manifest import load_manifest
 from gridwatch.dryrun import describe, dry_run, summary
 from gridwatch.intake_setup import EVIDENCE_DIR, store_targets
 from gridwatch.modelstore import fetch_model
+from gridwatch.redis_setup import with_redis
 from gridwatch.runtime import build_detector, load_settings, run_forever
+from gridwatch.worker import run_worker
 from ingest.cameras import Camera, load_cameras
 from ingest.fleet import Progress, export_fleet, import_fleet
 from ingest.fleet_files import write_atomic
@@ -235,6 +237,11 @@ def _add_cameras(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     exp.set_defaults(func=_cmd_cameras_export)
 
 
+def _cmd_worker(args: argparse.Namespace) -> int:
+    run_worker(args.config, with_redis(load_settings(args.config), args.redis))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gridwatch", description=__doc__)
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -305,6 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
     prune_cmd.add_argument("--json", action="store_true", help="the whole report as JSON, every file named")
     prune_cmd.set_defaults(func=_cmd_evidence_prune)
     _add_cameras(sub)
+
+    worker = sub.add_parser("worker", help="a patrol worker of a patrol shared through Redis (no API, no intake)")
+    worker.add_argument("--config", type=Path, required=True, help="folder with cameras.yaml and rules/*.yaml")
+    worker.add_argument("--redis", default=None, help="redis://[:password@]host:port/db (default: patrol.redis_url)")
+    worker.set_defaults(func=_cmd_worker)
     return parser
 
 

@@ -31,6 +31,7 @@ from gridwatch import __version__
 from gridwatch.intake_setup import EVIDENCE_DIR, Intake, build_intake, store_targets
 from gridwatch.modelstore import resolve_model
 from gridwatch.patrol_view import RuntimePatrolView, Telemetries
+from gridwatch.redis_setup import RedisParts, make_scheduler
 from gridwatch.rulestate import RULE_STATE_FILE, load_rule_state, save_rule_state
 from incidents.events import RuleFacts, incident_event
 from incidents.tracker import IncidentChange, IncidentTracker
@@ -40,11 +41,12 @@ from ingest.grabber import Grabber, GrabTimeouts
 from ingest.health import RULE as HEALTH_RULE
 from ingest.health import RULE_ID, CameraHealthIncidents
 from ingest.patrol import Patrol
-from ingest.scheduler import BackoffPolicy, HealthChange, InProcessScheduler
+from ingest.scheduler import BackoffPolicy, HealthChange
 from ingest.visit import VisitPipeline, facts_of, place_of
 from intake.bus import EventBus
 from intake.evidence import EvidenceStore
 from intake.handoff import QueuedSink
+from intake.redis_stream import StreamConsumer
 from intake.sink import IntakeSink
 from intake.store import EventStore
 from rules.categories import CategoryTable, default_categories, load_categories
@@ -52,7 +54,7 @@ from rules.engine import RuleEngine
 from rules.registry import KINDS
 from rules.reload import RuleReloader
 from rules.ruleset import RuleSet
-from rules.state import InMemoryRuleState
+from rules.state import InMemoryRuleState, RuleStateStore
 from rules.tracker import TrackerConfig
 
 logger = logging.getLogger(__name__)
@@ -113,6 +115,7 @@ class RulesHolder:
         categories: CategoryTable | None = None,
         incidents: IncidentTracker | None = None,
         deliver: Callable[[IncidentChange, RuleFacts], bool] | None = None,
+        state: RuleStateStore | None = None,
     ) -> None:
         self._dir, self._labels = rules_dir, labels
         self._modes: dict[str, VisitKind] = {c.id: c.mode for c in cameras}
@@ -120,7 +123,7 @@ class RulesHolder:
         self._spacing = {c.id: c.burst_span_s / (c.burst_frames - 1) for c in cameras if c.mode == "burst"}
         self._spacing |= {c.id: 1.0 / c.sample_fps for c in cameras if c.mode == "continuous"}
         self._categories = categories if categories is not None else default_categories()
-        self.state = InMemoryRuleState()
+        self.state: RuleStateStore = state if state is not None else InMemoryRuleState()
         self.incidents = incidents if incidents is not None else IncidentTracker()
         self._deliver = deliver
         self._closing: list[tuple[IncidentChange, RuleFacts]] = []  # reload closes the intake has not taken yet
@@ -246,10 +249,13 @@ class Runtime:
     close_incidents: Callable[[], None] = lambda: None
     intake: Intake | None = None
     handoff: QueuedSink | None = None
+    stream: StreamConsumer | None = None  # patrol.backend redis: the workers' events, into this intake
 
     def start(self) -> None:
         if self.intake is not None:
             self.intake.start()
+        if self.stream is not None:
+            self.stream.start()
         self.patrol.start()
         threading.Thread(target=self._poll_rules, name="rules-reload", daemon=True).start()
         threading.Thread(target=self._save_rule_state_loop, name="rule-state-save", daemon=True).start()
@@ -271,6 +277,8 @@ class Runtime:
     def save_rule_state(self) -> None:
         """Learned rule state (baselines) to `data_dir/rule-state.json`; a full disk is logged, not raised."""
         path = self.settings.data_dir / RULE_STATE_FILE
+        if not isinstance(self.rules.state, InMemoryRuleState):
+            return  # shared rule state lives in Redis
         try:
             save_rule_state(path, self.rules.engine(), self.rules.state)
         except OSError as exc:
@@ -285,6 +293,8 @@ class Runtime:
             self.close_incidents()  # straight into the store: the hand-off has stopped
         except Exception:  # stopping goes on: the store and the state are still to be closed and saved
             logger.exception("open incidents not closed at stop")
+        if self.stream is not None:
+            self.stream.stop()
         self.save_rule_state()
         if self.intake is not None:
             self.intake.stop()
@@ -303,6 +313,8 @@ class Runtime:
         intake = self.intake.health() if self.intake is not None else {}
         if self.handoff is not None:
             intake = {**intake, "handoff": self.handoff.snapshot()}
+        if self.stream is not None:
+            intake = {**intake, "stream": self.stream.health()}
         return {**self.patrol.health(), "inference": inference, "rules": self.rules.status(), "intake": intake}
 
 
@@ -356,7 +368,9 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
     if intake is not None:
         sink = NotifyingSink(sink, intake.feed.notify)
     stored = sink  # what the closes at stop go through, after the hand-off has drained
-    handoff = QueuedSink(sink, maxsize=settings.intake.handoff_queue)
+    shared = RedisParts.connect(settings)  # patrol.backend redis: the patrol's events go round through the stream
+    handoff = QueuedSink(shared.event_sink() if shared else sink, maxsize=settings.intake.handoff_queue)
+    stream = shared.consumer(stored) if shared else None
     sink = handoff
     rules = RulesHolder(
         config_dir / "rules",
@@ -364,9 +378,12 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
         cameras,
         categories=categories,
         deliver=lambda change, facts: deliver_close(sink, change, facts, by_id),
+        state=shared.rule_state() if shared else None,
+        incidents=IncidentTracker(shared.incidents()) if shared else None,
     )
-    load_rule_state(data / RULE_STATE_FILE, rules.engine(), rules.state)
-    health = CameraHealthIncidents()
+    if isinstance(rules.state, InMemoryRuleState):
+        load_rule_state(data / RULE_STATE_FILE, rules.engine(), rules.state)
+    health = CameraHealthIncidents(IncidentTracker(shared.incidents()) if shared else None)
 
     def on_health(camera: Camera, change: HealthChange) -> None:
         health.report(camera, change, clock.now(), sink)
@@ -384,7 +401,13 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
         gate=ChangeGate(settings.gating),
     )
     backoff = BackoffPolicy(base_s=p.backoff_base_s, max_s=p.backoff_max_s, offline_after=p.offline_after_failures)
-    scheduler = InProcessScheduler([c for c in cameras if c.mode != "continuous"], clock.monotonic, backoff)
+    scheduler = make_scheduler(
+        shared,
+        [c for c in cameras if c.mode != "continuous"],
+        clock.monotonic,
+        lambda: clock.now().timestamp(),
+        backoff,
+    )
     patrol = Patrol(
         scheduler,
         pipeline,
@@ -421,7 +444,7 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
                 deliver_close(stored, change, rule, by_id)
 
     runtime = Runtime(
-        settings, patrol, batcher, rules, store, bus, app, threading.Event(), close_incidents, intake, handoff
+        settings, patrol, batcher, rules, store, bus, app, threading.Event(), close_incidents, intake, handoff, stream
     )
     runtime_ref.append(runtime)
     logger.info("%d cameras, %d rules, model %s", len(cameras), len(rules.engine().ruleset.rules), detector.name)

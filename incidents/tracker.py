@@ -14,6 +14,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from ulid import ULID
 
@@ -73,11 +74,33 @@ class _Incident:
     verdict: Verdict | None = field(default=None, repr=False)
 
 
+class SharedIncidents(Protocol):
+    """Where the incidents of one rule at one camera live between visits when several workers patrol (Redis):
+    the next visit, by whichever worker, continues the same incidents. States are opaque to the store."""
+
+    def load(self, rule_id: str, camera_id: str) -> object | None: ...
+
+    def save(self, rule_id: str, camera_id: str, state: object | None) -> None:
+        """`None`: nothing open or pending any more."""
+        ...
+
+    def take(self, rule_id: str, camera_id: str) -> object | None:
+        """Remove and return the state, atomically: of several workers taking it, one gets it."""
+        ...
+
+
 class IncidentTracker:
     """Incidents of every rule and camera of one patrol. Thread-safe; one camera is observed by one worker at a
-    time, several cameras at once."""
+    time, several cameras at once.
 
-    def __init__(self) -> None:
+    With `shared`, the incidents of each (rule, camera) are loaded from it before a visit is folded in and saved
+    after, so two workers visiting one camera at different times continue the same incident; this tracker then
+    keeps only its own last view of them (for reloads and reports), and `close_all` leaves them open for the
+    other workers.
+    """
+
+    def __init__(self, shared: SharedIncidents | None = None) -> None:
+        self._shared = shared
         self._lock = threading.Lock()
         self._by_rule_camera: dict[tuple[str, str], dict[Slot, _Incident]] = {}
         # closes the sink could not take, by (rule, camera): emitted again at its next visit or reload
@@ -97,10 +120,21 @@ class IncidentTracker:
         seen (or the rule was not armed)."""
         fired = {(v.zone or "", v.key): v for v in verdicts if v.fired}
         changes: list[IncidentChange] = []
+        loaded = self._shared.load(rule_id, camera_id) if self._shared is not None else None
         with self._lock:
             if self._current.setdefault(rule_id, fingerprint) != fingerprint:
                 return []  # a visit that began before a reload, on the rules that were replaced: too late to count
-            slots = self._by_rule_camera.setdefault((rule_id, camera_id), {})
+            if self._shared is not None:
+                slots = self._by_rule_camera[(rule_id, camera_id)] = _slots(loaded)
+                for slot, old in list(slots.items()):  # left by a worker on the rules that were replaced
+                    if old.fingerprint != fingerprint:
+                        del slots[slot]
+                        if old.announced:
+                            changes.append(
+                                _change(old, EventState.close, (rule_id, camera_id, slot), None, "rule changed", at)
+                            )
+            else:
+                slots = self._by_rule_camera.setdefault((rule_id, camera_id), {})
             for slot, verdict in fired.items():
                 inc = slots.get(slot)
                 if inc is None and not verdict.fresh:
@@ -114,6 +148,9 @@ class IncidentTracker:
             if not slots:
                 del self._by_rule_camera[(rule_id, camera_id)]
             changes.extend(self._take_retries(rule_id, camera_id))
+            keep = dict(slots) if slots else None
+        if self._shared is not None:
+            self._shared.save(rule_id, camera_id, keep)
         return changes
 
     def _seen(
@@ -172,16 +209,25 @@ class IncidentTracker:
     def undeliver(self, change: IncidentChange) -> None:
         """The sink could not take `change`: an open is announced again (as an open) at the next sighting, an
         update's cooldown is lifted, a close is emitted again at the next visit of its rule and camera."""
+        if change.state != EventState.close and self._shared is not None:
+            slots = _slots(self._shared.load(change.rule_id, change.camera_id))
+            if self._lift(slots, change):
+                self._shared.save(change.rule_id, change.camera_id, slots)
         with self._lock:
             if change.state == EventState.close:
                 self._retry.setdefault((change.rule_id, change.camera_id), []).append(change)
                 return
-            inc = self._by_rule_camera.get((change.rule_id, change.camera_id), {}).get((change.zone or "", change.key))
-            if inc is None or inc.incident_id != change.incident_id:
-                return
-            if change.state == EventState.open:
-                inc.announced = False
-            inc.last_update = 0.0
+            self._lift(self._by_rule_camera.get((change.rule_id, change.camera_id), {}), change)
+
+    @staticmethod
+    def _lift(slots: dict[Slot, _Incident], change: IncidentChange) -> bool:
+        inc = slots.get((change.zone or "", change.key))
+        if inc is None or inc.incident_id != change.incident_id:
+            return False
+        if change.state == EventState.open:
+            inc.announced = False
+        inc.last_update = 0.0
+        return True
 
     def retain(self, fingerprints: Mapping[str, str], at: datetime) -> list[IncidentChange]:
         """After a reload (`rule id -> fingerprint` of the rules now running): incidents of rules that changed or
@@ -192,6 +238,11 @@ class IncidentTracker:
             for key in [k for k in self._retry if fingerprints.get(k[0]) is None]:
                 closes.extend(self._retry.pop(key))  # undelivered closes of removed rules: sent with these
             for (rule_id, camera_id), slots in list(self._by_rule_camera.items()):
+                if self._shared is not None:
+                    if all(i.fingerprint == fingerprints.get(rule_id) for i in slots.values()):
+                        continue
+                    # of the workers that saw them, one takes them (and closes them); the others' views were stale
+                    slots = self._by_rule_camera[(rule_id, camera_id)] = _slots(self._shared.take(rule_id, camera_id))
                 for slot, inc in list(slots.items()):
                     if fingerprints.get(rule_id) == inc.fingerprint:
                         continue
@@ -199,6 +250,8 @@ class IncidentTracker:
                     if inc.announced:
                         why = "rule changed" if rule_id in fingerprints else "rule removed"
                         closes.append(_change(inc, EventState.close, (rule_id, camera_id, slot), None, why, at))
+                if self._shared is not None and slots:
+                    self._shared.save(rule_id, camera_id, dict(slots))  # those of the unchanged rules: back
                 if not slots:
                     del self._by_rule_camera[(rule_id, camera_id)]
         return closes
@@ -208,7 +261,8 @@ class IncidentTracker:
         still waiting to be delivered; the tracker is empty afterwards."""
         with self._lock:
             closes = [c for waiting in self._retry.values() for c in waiting]
-            for (rule_id, camera_id), slots in self._by_rule_camera.items():
+            shared = self._shared is not None  # the other workers carry them on: not closed, only forgotten here
+            for (rule_id, camera_id), slots in ({} if shared else self._by_rule_camera).items():
                 closes.extend(
                     _change(inc, EventState.close, (rule_id, camera_id, slot), None, reason, at)
                     for slot, inc in slots.items()
@@ -231,6 +285,13 @@ class IncidentTracker:
     def __len__(self) -> int:
         with self._lock:
             return sum(len(s) for s in self._by_rule_camera.values())
+
+
+def _slots(loaded: object | None) -> dict[Slot, _Incident]:
+    """A shared store's state as the tracker's slots (anything else: none)."""
+    if not isinstance(loaded, dict):
+        return {}
+    return {k: v for k, v in loaded.items() if isinstance(k, tuple) and isinstance(v, _Incident)}
 
 
 def _change(

@@ -40,6 +40,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ingest.cameras import Camera
+from ingest.schedule_policy import (
+    REVISIT_WINDOW,
+    BackoffPolicy,
+    LatencyRing,
+    PlanPolicy,
+    observe_lateness,
+    p50,
+    p95,
+    plan_after_visit,
+)
 from ingest.scheduling import (
     CameraReport,
     Health,
@@ -54,37 +64,6 @@ from ingest.scheduling import (
 __all__ = ["BackoffPolicy", "Health", "HealthChange", "InProcessScheduler", "PlanPolicy"]
 
 logger = logging.getLogger(__name__)
-
-LATENCY_WINDOW = 16  # visits per camera whose latency is kept
-REVISIT_WINDOW = 4096  # revisit intervals kept for the report, all cameras together
-
-
-@dataclass(frozen=True, slots=True)
-class BackoffPolicy:
-    base_s: float = 5.0
-    max_s: float = 600.0
-    offline_after: int = 3
-    jitter: float = 0.2
-
-    def delay(self, failures: int, rng: random.Random, revisit_s: float = 0.0) -> float:
-        """Doubling from `base_s`, or from twice the camera's own target when that is longer, up to `max_s`, with
-        jitter: an unreachable camera at a 60 s target is tried after 2, 4, 8, 10 minutes, so its timeouts soon
-        cost the patrol little."""
-        raw = min(self.max_s, max(self.base_s * 2.0 ** max(0, failures - 1), revisit_s * 2.0**failures))
-        return float(raw * rng.uniform(1 - self.jitter, 1 + self.jitter))
-
-
-@dataclass(frozen=True, slots=True)
-class PlanPolicy:
-    overload_enter: float = 0.10  # mean lateness, as a share of revisit_s, that switches to priority first
-    overload_exit: float = 0.02  # and back to deadline first
-    lateness_decay: float = 0.005  # weight of one visit in the decayed mean (about the last 200 visits)
-    request_share: float = 0.2  # out-of-turn visits: at most this share of all visits
-    request_burst: float = 10.0  # and at most this many in a row
-    lead_headroom: float = 0.25  # a visit's lead: its longest recent visit, plus this share of it
-    max_lead_share: float = 0.5  # and at most this share of its revisit target
-    start_slack: float = 0.01  # and this share of the target for the wait for a free worker
-    failing_share: float = 0.1  # failing cameras' visits in flight: at most this share of the workers (or 1)
 
 
 @dataclass(slots=True)
@@ -101,35 +80,10 @@ class _State:
     requested: bool = False
     lead_s: float = 0.0
     early: float = 0.0  # how much earlier than its lead the visit was planned, for the wait (not lateness)
-    samples: int = 0
-    ring: array[float] | None = None  # (connect, first_keyframe, total) ms per visit, LATENCY_WINDOW of them
-
-    def learn(self, cost: VisitCostLike, headroom: float, max_lead_s: float) -> None:
-        if self.ring is None:
-            self.ring = array("d", bytes(8 * 3 * LATENCY_WINDOW))
-        i = 3 * (self.samples % LATENCY_WINDOW)
-        self.ring[i], self.ring[i + 1], self.ring[i + 2] = cost.connect, cost.first_keyframe, cost.total
-        self.samples += 1
-        self.lead_s = min(max_lead_s, max(self._column(2)) * (1.0 + headroom) / 1000.0)
-
-    def _column(self, k: int) -> list[float]:
-        n = min(self.samples, LATENCY_WINDOW)
-        return [] if self.ring is None else sorted(self.ring[k : 3 * n : 3])
+    ring: LatencyRing = field(default_factory=LatencyRing)
 
     def latency(self) -> Latency:
-        if not self.samples:
-            return Latency()
-        connect, keyframe, total = self._column(0), self._column(1), self._column(2)
-        return Latency(_p50(connect), _p95(connect), _p50(keyframe), _p95(keyframe), _p95(total), _p50(total))
-
-
-def _p50(ordered: Sequence[float]) -> float:
-    return ordered[(len(ordered) - 1) // 2] if ordered else 0.0
-
-
-def _p95(ordered: Sequence[float]) -> float:
-    """Nearest rank: with 16 samples the largest but none, so one outlier does not set the lead."""
-    return ordered[max(0, -(-95 * len(ordered) // 100) - 1)] if ordered else 0.0
+        return self.ring.latency()
 
 
 @dataclass
@@ -204,20 +158,27 @@ class InProcessScheduler:
             if state.last_visit is not None:
                 self._record_revisit(now - state.last_visit, state.camera.revisit_s)
             state.visits, state.last_visit = state.visits + 1, now
-            revisit = state.camera.revisit_s
-            if error is None:
-                state.failures, state.last_error, state.health = 0, "", Health.online
-                if cost is not None:
-                    state.learn(cost, self.policy.lead_headroom, revisit * self.policy.max_lead_share)
-                state.early = self._wait_lead(revisit)
-                due = now + revisit - state.lead_s - state.early
-            else:
-                state.failures += 1
-                state.last_error = error
-                offline = state.failures >= self.backoff.offline_after
-                state.health = Health.offline if offline else Health.degraded
-                state.early = 0.0
-                due = now + max(revisit, self.backoff.delay(state.failures, self.rng, revisit))
+            p = self.policy
+            plan = plan_after_visit(
+                now,
+                state.camera.revisit_s,
+                state.failures,
+                state.lead_s,
+                state.ring,
+                error,
+                cost,
+                p,
+                self.backoff,
+                self.rng,
+            )
+            state.failures, state.health, state.lead_s, state.early = (
+                plan.failures,
+                plan.health,
+                plan.lead_s,
+                plan.early,
+            )
+            state.last_error = error or ""
+            due = plan.due
             self._plan(state, due, now)
             if state.requested:  # asked for while being visited: served after this visit
                 self._requests.append(camera_id)
@@ -273,7 +234,7 @@ class InProcessScheduler:
 
     def _may_retry(self) -> bool:
         """Failing cameras (likely to hold a worker until a timeout) get at most a share of the workers."""
-        return self._failing_leased < max(1, int(self.policy.failing_share * self._peak_leased))
+        return self._failing_leased < self.policy.failing_cap(self._peak_leased)
 
     def _key(self, state: _State) -> tuple[float, float]:
         rank = float(9 - state.camera.priority)
@@ -310,28 +271,16 @@ class InProcessScheduler:
                 continue
             state.requested = False  # this visit serves a waiting request too
             state.ticket = -1
-            self._credit = min(self.policy.request_burst, self._credit + self._earned)
+            self._credit = min(self.policy.request_burst, self._credit + self.policy.earned)
             if state.last_visit is not None:  # a first visit is not a revisit: a cold start is no overload
                 self._observe_lateness((now - state.due - state.early) / state.camera.revisit_s)
             return state
         return None
 
-    def _wait_lead(self, revisit: float) -> float:
-        """Visits also start a little early for the wait for a free worker."""
-        return self.policy.start_slack * revisit
-
-    @property
-    def _earned(self) -> float:
-        share = self.policy.request_share
-        return share / (1.0 - share) if share < 1.0 else float("inf")
-
     def _observe_lateness(self, late: float) -> None:
-        p = self.policy
-        self._lateness += p.lateness_decay * (max(0.0, late) - self._lateness)
-        if self._mode is Mode.deadline and self._lateness > p.overload_enter:
-            self._switch(Mode.overload)
-        elif self._mode is Mode.overload and self._lateness < p.overload_exit:
-            self._switch(Mode.deadline)
+        self._lateness, mode = observe_lateness(self._lateness, self._mode, late, self.policy)
+        if mode is not self._mode:
+            self._switch(mode)
 
     def _switch(self, mode: Mode) -> None:
         logger.warning(
@@ -371,8 +320,8 @@ class InProcessScheduler:
             intervals = sorted(self._revisits[:n])
             revisit = RevisitFigures(
                 n,
-                _p50(intervals) if n else None,
-                _p95(intervals) if n else None,
+                p50(intervals) if n else None,
+                p95(intervals) if n else None,
                 intervals[-1] if n else None,
                 sum(self._revisit_late[:n]) / n if n else None,
             )

@@ -1,4 +1,4 @@
-"""The patrol scheduler's interface and its typed reports, so that backends (in-process today, Redis later) are
+"""The patrol scheduler's interface and its typed reports, so that backends (in-process, Redis) are
 interchangeable behind `Scheduler` and the API reads the same figures from either.
 
 Types only: no I/O, no threads, no policy. The policy lives in the backend (`ingest.scheduler`).

