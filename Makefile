@@ -8,7 +8,7 @@ export GRIDWATCH_MODEL_MIRROR ?= $(if $(wildcard $(SHARED)/models),$(SHARED)/mod
 export GRIDWATCH_MEDIA_MIRROR ?= $(if $(wildcard $(SHARED)/media),$(SHARED)/media,)
 DEMO_MEDIA := var/media
 DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
-        gstreamer1.0-plugins-bad chromium postgresql
+        gstreamer1.0-plugins-bad chromium postgresql mosquitto
 APT := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
 .PHONY: help setup dev sysdeps models media demo test lint typecheck unit bench bench-gpu clean
@@ -37,11 +37,13 @@ $(VENV)/.dev: $(BIN)/gridwatch
 setup: $(BIN)/gridwatch
 dev: $(VENV)/.dev
 
-# Debian packages: the GStreamer RTSP server (tests' cameras), Chromium (alert wall tests) and PostgreSQL (the
-# storage tests start their own server from its binaries; the package's own cluster is not used)
+# Debian packages: the GStreamer RTSP server (tests' cameras), Chromium (alert wall tests), PostgreSQL (the
+# storage tests start their own server from its binaries; the package's own cluster is not used) and mosquitto
+# (the sensor tests start their own broker on a free port; the system service is not used)
 sysdeps:
 	@if ! /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import GstRtspServer' 2>/dev/null \
-	   || ! command -v chromium >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	   || ! command -v chromium >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	   || ! { command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto; }; then \
 	  echo "installing Debian packages: $(DEBS)"; \
 	  $(APT) update -qq && $(APT) install -y -qq $(DEBS) >/dev/null; \
 	fi
@@ -87,6 +89,7 @@ bench: dev models sysdeps
 	$(BIN)/python -m bench.grids
 	$(BIN)/python -m bench.scheduler
 	$(BIN)/python -m bench.gating --write
+	$(BIN)/python -m bench.sensors --write
 
 # GPU machines only: swap in onnxruntime-gpu (CUDA 13 / cuDNN 9 from PyPI; its newest release is 1.31.1),
 # measure every provider at batch 1, 8 and 32, then put back the CPU build that was installed, whatever happens

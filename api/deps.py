@@ -12,6 +12,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import ANONYMOUS, SESSION_COOKIE, AuthConfig, Principal, role_at_least
+from core.sensors import ReadingIntake
 from core.settings import ApiRole
 from intake.bus import EventBus
 from intake.case_store import CaseStore
@@ -42,6 +43,8 @@ class ApiDeps:
     cases: CaseStore | None = None
     # the Standard Webhooks secret (`whsec_...`) external producers sign `POST /api/v1/intake/webhook` with
     inbound_secret: str | None = field(default=None, repr=False)
+    # where `POST /api/v1/sensors/{id}/readings` puts readings; None: this server takes none
+    readings: ReadingIntake | None = None
 
 
 def get_deps(request: Request) -> ApiDeps:
