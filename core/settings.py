@@ -303,8 +303,6 @@ class SensorSettings(BaseModel):
     mqtt_qos: int = Field(default=0, ge=0, le=1)
     max_queue: int = Field(default=100_000, ge=1, le=10_000_000)  # readings waiting for the rules; more are refused
     tick_s: float = Field(default=1.0, gt=0, le=60)  # how often silence is judged (sensor_stale)
-    # a sensor alarm asks for a visit of each linked camera; its first snapshot after the alarm is the case's evidence
-    link_cameras: bool = True
 
 
 class Settings(BaseSettings):
