@@ -8,7 +8,7 @@ export GRIDWATCH_MODEL_MIRROR ?= $(if $(wildcard $(SHARED)/models),$(SHARED)/mod
 export GRIDWATCH_MEDIA_MIRROR ?= $(if $(wildcard $(SHARED)/media),$(SHARED)/media,)
 DEMO_MEDIA := var/media
 DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
-        gstreamer1.0-plugins-bad chromium postgresql
+        gstreamer1.0-plugins-bad chromium postgresql mosquitto
 APT := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
 .PHONY: help setup dev sysdeps models media demo test lint typecheck unit bench bench-gpu clean
@@ -16,7 +16,7 @@ APT := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive
 help:
 	@echo "make demo   - set up and run gridwatch on the demo cameras (alert wall on http://127.0.0.1:8000)"
 	@echo "make test   - set up and run lint, type checks and the test suite"
-	@echo "make bench  - run the benchmarks (bench/): detectors, visits, providers, rules, video quality, grids, intake, scheduler, change gating, camera fleet"
+	@echo "make bench  - run the benchmarks (bench/): detectors, visits, providers, rules, video quality, grids, intake, scheduler, change gating, camera fleet, sensors, redis patrol"
 	@echo "make bench-gpu - GPU machines: every ONNX Runtime provider at batch 1, 8 and 32 (installs onnxruntime-gpu)"
 
 # the runtime: all `make demo` needs
@@ -37,11 +37,13 @@ $(VENV)/.dev: $(BIN)/gridwatch
 setup: $(BIN)/gridwatch
 dev: $(VENV)/.dev
 
-# Debian packages: the GStreamer RTSP server (tests' cameras), Chromium (alert wall tests) and PostgreSQL (the
-# storage tests start their own server from its binaries; the package's own cluster is not used)
+# Debian packages: the GStreamer RTSP server (tests' cameras), Chromium (alert wall tests), PostgreSQL (the
+# storage tests start their own server from its binaries; the package's own cluster is not used) and mosquitto
+# (the sensor tests start their own broker on a free port; the system service is not used)
 sysdeps:
 	@if ! /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import GstRtspServer' 2>/dev/null \
-	   || ! command -v chromium >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	   || ! command -v chromium >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	   || ! { command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto; }; then \
 	  echo "installing Debian packages: $(DEBS)"; \
 	  $(APT) update -qq && $(APT) install -y -qq $(DEBS) >/dev/null; \
 	fi
@@ -88,6 +90,8 @@ bench: dev models sysdeps
 	$(BIN)/python -m bench.scheduler
 	$(BIN)/python -m bench.gating --write
 	$(BIN)/python -m bench.fleet
+	$(BIN)/python -m bench.sensors --write
+	$(BIN)/python -m bench.redis_patrol
 
 # GPU machines only: swap in onnxruntime-gpu (CUDA 13 / cuDNN 9 from PyPI; its newest release is 1.31.1),
 # measure every provider at batch 1, 8 and 32, then put back the CPU build that was installed, whatever happens

@@ -13,6 +13,7 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 
 from api.auth import ANONYMOUS, SESSION_COOKIE, AuthConfig, Principal, role_at_least
 from api.patrol_view import PatrolView
+from core.sensors import ReadingIntake
 from core.settings import ApiRole
 from intake.bus import EventBus
 from intake.case_store import CaseStore
@@ -46,6 +47,8 @@ class ApiDeps:
     # the Standard Webhooks secret (`whsec_...`) external producers sign `POST /api/v1/intake/webhook` with
     inbound_secret: str | None = field(default=None, repr=False)
     patrol: PatrolView | None = None
+    # where `POST /api/v1/sensors/{id}/readings` puts readings; None: this server takes none
+    readings: ReadingIntake | None = None
 
 
 def get_deps(request: Request) -> ApiDeps:

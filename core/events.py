@@ -59,7 +59,8 @@ class Evidence(BaseModel):
 
 class Event(BaseModel):
     """An auto-captured event: what fired, where, when, and its snapshot evidence. No field carries a camera's
-    address, so credentials cannot leak through events."""
+    address, so credentials cannot leak through events. A camera rule's event names its camera; a sensor rule's
+    names its sensor (`sensor_id`) and no camera, and carries the readings in `reason` instead of evidence."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -69,7 +70,9 @@ class Event(BaseModel):
     incident_id: str = Field(default="", pattern=r"^([0-9A-HJKMNP-TV-Z]{26})?$")
     rule_id: str
     rule_kind: str
-    camera_id: str
+    camera_id: str  # "" for a sensor's event
+    # the sensor of a sensor rule's event; "" (and left out of the JSON, so camera events read as before) otherwise
+    sensor_id: str = Field(default="", max_length=64, exclude_if=lambda value: not value)
     camera_name: str = ""
     zone: str | None = None
     category: str = ""

@@ -303,6 +303,20 @@ class IntakeSettings(BaseModel):
         return value
 
 
+class SensorSettings(BaseModel):
+    """The sensor ingest (`sensors.yaml`): the MQTT broker it subscribes to and its bounded queue."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mqtt_host: str | None = None  # none: no MQTT, readings by HTTP only
+    mqtt_port: int = Field(default=1883, ge=1, le=65535)
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    mqtt_qos: int = Field(default=0, ge=0, le=1)
+    max_queue: int = Field(default=100_000, ge=1, le=10_000_000)  # readings waiting for the rules; more are refused
+    tick_s: float = Field(default=1.0, gt=0, le=60)  # how often silence is judged (sensor_stale)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GRIDWATCH_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -317,6 +331,7 @@ class Settings(BaseSettings):
     gating: GatingSettings = Field(default_factory=GatingSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
+    sensors: SensorSettings = Field(default_factory=SensorSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -33,6 +33,7 @@ from gridwatch.modelstore import resolve_model
 from gridwatch.patrol_view import RuntimePatrolView, Telemetries
 from gridwatch.redis_setup import RedisParts, make_scheduler
 from gridwatch.rulestate import RULE_STATE_FILE, load_rule_state, save_rule_state
+from gridwatch.sensors_setup import Sensors, build_sensors
 from incidents.events import RuleFacts, incident_event
 from incidents.tracker import IncidentChange, IncidentTracker
 from ingest.cameras import Camera, load_cameras
@@ -42,6 +43,8 @@ from ingest.health import RULE as HEALTH_RULE
 from ingest.health import RULE_ID, CameraHealthIncidents
 from ingest.patrol import Patrol
 from ingest.scheduler import BackoffPolicy, HealthChange
+from ingest.sensor_ingest import place_of_sensor
+from ingest.sensors import Sensor
 from ingest.visit import VisitPipeline, facts_of, place_of
 from intake.bus import EventBus
 from intake.evidence import EvidenceStore
@@ -54,6 +57,7 @@ from rules.engine import RuleEngine
 from rules.registry import KINDS
 from rules.reload import RuleReloader
 from rules.ruleset import RuleSet
+from rules.schema import BaseRule
 from rules.state import InMemoryRuleState, RuleStateStore
 from rules.tracker import TrackerConfig
 
@@ -152,6 +156,7 @@ class RulesHolder:
         warnings = [
             f"{ruleset.locate(rule.id, ('cameras', i))}: camera {cam!r} is not in cameras.yaml"
             for rule in ruleset.rules
+            if isinstance(rule, BaseRule)
             for i, cam in enumerate(rule.cameras)
             if cam != "*" and cam not in self._modes
         ]
@@ -166,7 +171,7 @@ class RulesHolder:
         gap = TrackerConfig().max_gap_s
         out = []
         for rule in engine.ruleset.rules:
-            if not KINDS[rule.kind].needs_motion:
+            if not isinstance(rule, BaseRule) or not KINDS[rule.kind].needs_motion:
                 continue
             for cam, spacing in sorted(self._spacing.items()):
                 if rule.covers(cam) and spacing > gap:
@@ -250,6 +255,7 @@ class Runtime:
     intake: Intake | None = None
     handoff: QueuedSink | None = None
     stream: StreamConsumer | None = None  # patrol.backend redis: the workers' events, into this intake
+    sensors: Sensors | None = None
 
     def start(self) -> None:
         if self.intake is not None:
@@ -257,6 +263,8 @@ class Runtime:
         if self.stream is not None:
             self.stream.start()
         self.patrol.start()
+        if self.sensors is not None:
+            self.sensors.start()
         threading.Thread(target=self._poll_rules, name="rules-reload", daemon=True).start()
         threading.Thread(target=self._save_rule_state_loop, name="rule-state-save", daemon=True).start()
 
@@ -286,6 +294,8 @@ class Runtime:
 
     def stop(self) -> None:
         self.stop_event.set()
+        if self.sensors is not None:
+            self.sensors.stop()
         self.patrol.stop()
         if self.handoff is not None:
             self.handoff.stop()  # what the patrol handed off, into the event store
@@ -315,7 +325,14 @@ class Runtime:
             intake = {**intake, "handoff": self.handoff.snapshot()}
         if self.stream is not None:
             intake = {**intake, "stream": self.stream.health()}
-        return {**self.patrol.health(), "inference": inference, "rules": self.rules.status(), "intake": intake}
+        sensors = self.sensors.health() if self.sensors is not None else None
+        return {
+            **self.patrol.health(),
+            "inference": inference,
+            "rules": self.rules.status(),
+            "intake": intake,
+            "sensors": sensors,
+        }
 
 
 def build_detector(settings: Settings) -> Detector:
@@ -363,6 +380,7 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
     clock = SystemClock()
     sink: EventSink = IntakeSink(store, evidence, bus)
     by_id = {c.id: c for c in cameras}
+    sensor_by_id: dict[str, Sensor] = {}
     categories = load_categories(config_dir)
     intake = build_intake(config_dir, settings, store, categories, clock) if settings.intake.cases else None
     if intake is not None:
@@ -377,7 +395,7 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
         detector.labels,
         cameras,
         categories=categories,
-        deliver=lambda change, facts: deliver_close(sink, change, facts, by_id),
+        deliver=lambda change, facts: deliver_close(sink, change, facts, by_id, sensor_by_id),
         state=shared.rule_state() if shared else None,
         incidents=IncidentTracker(shared.incidents()) if shared else None,
     )
@@ -420,6 +438,11 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
     telemetries = Telemetries(lambda: batcher.queue_depth, handoff, store=store)
     if intake is not None:
         telemetries.outbox, telemetries.feed = intake.outbox, intake.feed
+    sensors = build_sensors(
+        config_dir, settings.sensors, list(by_id), rules.engine, sink, clock, incidents=rules.incidents
+    )
+    if sensors is not None:
+        sensor_by_id.update(sensors.ingest.sensors)
     runtime_ref: list[Runtime] = []
     app = create_app(
         ApiDeps(
@@ -432,6 +455,7 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
             cases=intake.cases if intake is not None else None,
             inbound_secret=_secret(settings.intake.inbound_secret),
             patrol=RuntimePatrolView(patrol, scheduler, cameras, clock, telemetries),
+            readings=sensors.ingest if sensors is not None else None,
         )
     )
 
@@ -441,10 +465,22 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
         for tracker, known in ((rules.incidents, facts), (health.tracker, health_facts)):
             for change in tracker.close_all("gridwatch stopped", at):
                 rule = known.get(change.rule_id, RuleFacts(change.rule_id, "", "", Severity.info))
-                deliver_close(stored, change, rule, by_id)
+                deliver_close(stored, change, rule, by_id, sensor_by_id)
 
     runtime = Runtime(
-        settings, patrol, batcher, rules, store, bus, app, threading.Event(), close_incidents, intake, handoff, stream
+        settings,
+        patrol,
+        batcher,
+        rules,
+        store,
+        bus,
+        app,
+        threading.Event(),
+        close_incidents,
+        intake,
+        handoff,
+        stream,
+        sensors,
     )
     runtime_ref.append(runtime)
     logger.info("%d cameras, %d rules, model %s", len(cameras), len(rules.engine().ruleset.rules), detector.name)
@@ -466,11 +502,23 @@ def _secret(value: SecretStr | None) -> str | None:
     return None if value is None else value.get_secret_value()
 
 
-def deliver_close(sink: EventSink, change: IncidentChange, facts: RuleFacts, cameras: dict[str, Camera]) -> bool:
-    """Hand one close (of a reload or of the patrol stopping) to the intake; False when it could not take it."""
-    camera = cameras.get(change.camera_id) or Camera(id=change.camera_id, url="file:///dev/null")
+def deliver_close(
+    sink: EventSink,
+    change: IncidentChange,
+    facts: RuleFacts,
+    cameras: dict[str, Camera],
+    sensors: Mapping[str, Sensor] | None = None,
+) -> bool:
+    """Hand one close (of a reload or of the patrol stopping) to the intake; False when it could not take it.
+    The incident of a sensor rule is its sensor's (the tracker keys it by the sensor id)."""
+    spec = KINDS.get(facts.kind)
+    if spec is not None and spec.subject == "sensor":
+        sensor = (sensors or {}).get(change.camera_id) or Sensor(id=change.camera_id, kind="unknown")
+        place = place_of_sensor(sensor)
+    else:
+        place = place_of(cameras.get(change.camera_id) or Camera(id=change.camera_id, url="file:///dev/null"))
     try:
-        sink.emit(incident_event(change, facts, place_of(camera), None), {})
+        sink.emit(incident_event(change, facts, place, None), {})
     except Exception:  # the intake's failure: the caller keeps the close and tries again
         logger.exception("close of incident %s (rule %s) not delivered", change.incident_id, change.rule_id)
         return False

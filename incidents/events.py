@@ -20,13 +20,15 @@ VERBS = {EventState.open: "opened", EventState.update: "updated", EventState.clo
 
 @dataclass(frozen=True, slots=True)
 class Place:
-    """What an event says about its camera: never its address, so no credentials can leak through events."""
+    """What an event says about its camera (or sensor: `camera_id` "", `camera_name` the sensor's name): never its
+    address, so no credentials can leak through events."""
 
     camera_id: str
     camera_name: str = ""
     grid_code: str = ""
     lon: float | None = None
     lat: float | None = None
+    sensor_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,7 @@ def incident_event(
         rule_id=rule.id,
         rule_kind=rule.kind,
         camera_id=place.camera_id,
+        sensor_id=place.sensor_id,
         camera_name=place.camera_name,
         zone=change.zone,
         category=rule.category,

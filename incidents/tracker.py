@@ -20,7 +20,7 @@ from ulid import ULID
 
 from core.events import EventState
 from core.types import Verdict
-from rules.schema import BaseRule
+from rules.schema import RuleCore
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class IncidentPolicy:
     close_after_visits: int | None = None
 
     @classmethod
-    def of(cls, rule: BaseRule) -> IncidentPolicy:
+    def of(cls, rule: RuleCore) -> IncidentPolicy:
         return cls(rule.confirm.hits, rule.confirm.of, rule.cooldown_s, rule.close_after_s, rule.close_after_visits)
 
 

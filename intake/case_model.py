@@ -58,13 +58,15 @@ Complexity = Literal["general", "complex"]
 
 
 class Reporter(BaseModel):
-    """Who reported: a person (name, id, phone masked by the sender) or, for cameras, the camera, rule and model."""
+    """Who reported: a person (name, id, phone masked by the sender) or, for cameras, the camera, rule and model
+    (for sensors, the sensor and rule)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(default="", max_length=100)
     id: str = Field(default="", max_length=100)
     camera_id: str = Field(default="", max_length=64)
+    sensor_id: str = Field(default="", max_length=64, exclude_if=lambda value: not value)
     rule_id: str = Field(default="", max_length=64)
     model: str = Field(default="", max_length=100)
 

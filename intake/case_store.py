@@ -378,7 +378,7 @@ class CaseStore:
                 case.category,
                 case.state.value,
                 case.grid_code,
-                case.reporter.camera_id,
+                case.reporter.camera_id or case.reporter.sensor_id,  # the device: a camera, or a sensor
                 case.zone,
                 case.incident_id,
                 next_card_at(case),

@@ -61,9 +61,9 @@ class IncidentCases:
             return self.store.read(conn, str(row[0]))
         since = iso_utc(event.first_seen - timedelta(seconds=self.merge_window_s))
         row = conn.execute(
-            "SELECT id FROM cases WHERE camera_id = ? AND category = ? AND coalesce(zone, '') = ? AND reported_at >= ?"
-            f" AND state NOT IN {FINAL} ORDER BY id DESC LIMIT 1",
-            (event.camera_id, _category(event), event.zone or "", since),
+            "SELECT id FROM cases WHERE camera_id = ? AND source = ? AND category = ? AND coalesce(zone, '') = ?"
+            f" AND reported_at >= ? AND state NOT IN {FINAL} ORDER BY id DESC LIMIT 1",
+            (_device(event), _source(event).value, _category(event), event.zone or "", since),
         ).fetchone()
         if row is None:
             return None
@@ -73,22 +73,28 @@ class IncidentCases:
         )
         case = self.store.read(conn, str(row[0]))
         if case is not None:
-            note = f"incident {event.incident_id} of the same camera, category and zone joined this case"
+            note = (
+                f"incident {event.incident_id} of the same {_source(event).value}, category and zone joined this case"
+            )
             self._note(conn, case, "merge", note, event.last_seen)
         return case
 
     def _open(self, conn: Connection, event: Event, at: datetime) -> Case:
         store = self.store
-        source = Source.sensor if event.rule_kind.startswith("sensor") else Source.camera
         report = CaseCreate(
             sender_id=f"{INCIDENT_PREFIX}{event.incident_id}",
-            source=source,
+            source=_source(event),
             category=_category(event),
             description=event.reason[:4000],
             lon=event.lon,
             lat=event.lat,
             grid_code=event.grid_code,
-            reporter=Reporter(camera_id=event.camera_id[:64], rule_id=event.rule_id[:64], model=event.model[:100]),
+            reporter=Reporter(
+                camera_id=event.camera_id[:64],
+                sensor_id=event.sensor_id[:64],
+                rule_id=event.rule_id[:64],
+                model=event.model[:100],
+            ),
         )
         extra = {
             "evidence": event.evidence,
@@ -109,7 +115,7 @@ class IncidentCases:
             case,
             AuditEntry(
                 at=at,
-                actor=f"camera:{event.camera_id}",
+                actor=f"{_source(event).value}:{_device(event)}",
                 role="operator",
                 action="report",
                 from_state=None,
@@ -118,12 +124,14 @@ class IncidentCases:
             ),
         )
         store.notify(conn, case, "case.reported")
-        logger.info("case %s from incident %s (camera %s)", case.number, event.incident_id, event.camera_id)
+        logger.info("case %s from incident %s (%s %s)", case.number, event.incident_id, report.source, _device(event))
         return case
 
     def _attach(self, conn: Connection, case: Case, event: Event, at: datetime) -> Case:
         known = {e.key for e in case.evidence}
         fresh = [e for e in event.evidence if e.key not in known]
+        if event.sensor_id and event.reason and case.incident_id == event.incident_id:
+            self._note(conn, case, "reading", f"incident {event.incident_id}: {event.reason}", event.last_seen)
         if not fresh and case.incident_open and case.incident_id == event.incident_id:
             return case
         evidence = [*case.evidence, *fresh]
@@ -154,3 +162,12 @@ def _category(event: Event) -> str:
     """The case category of an incident's event: its rule's, or the major class 99 (video analysis) for a rule
     that names none."""
     return event.category or "99"
+
+
+def _source(event: Event) -> Source:
+    return Source.sensor if event.sensor_id or event.rule_kind.startswith("sensor") else Source.camera
+
+
+def _device(event: Event) -> str:
+    """The camera or sensor an incident's event is about (the cases' `camera_id` column holds either)."""
+    return event.camera_id or event.sensor_id

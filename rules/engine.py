@@ -8,15 +8,17 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 import numpy as np
 
 from core.errors import ConfigError
+from core.sensors import SensorObservation
 from core.types import Detections, Observation, ObservedFrame, Verdict, VisitKind
 from rules.arming import ArmingSchedule
 from rules.categories import CategoryTable
-from rules.kinds.base import CompileContext, CompiledRule, Labels
-from rules.registry import Rule, kind_of
+from rules.kinds.base import CompileContext, CompiledRule, Labels, SensorCompiledRule
+from rules.registry import CameraRule, Rule, SensorRule, kind_of
 from rules.ruleset import RuleSet
 from rules.state import InMemoryRuleState, RuleStateStore
 
@@ -27,12 +29,21 @@ _PLACE = re.compile(r":(\d+):(\d+): ")
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
-    rule: Rule
+    rule: CameraRule
     fingerprint: str
     schedule: ArmingSchedule
     compiled: CompiledRule
     needs_motion: bool
     needs_pixels: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _SensorEntry:
+    rule: SensorRule
+    fingerprint: str
+    schedule: ArmingSchedule
+    compiled: SensorCompiledRule
+    ticks: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,31 +100,46 @@ class RuleEngine:
         self.ruleset = ruleset
         self.state: RuleStateStore = state if state is not None else InMemoryRuleState()
         ctx = CompileContext(ruleset, Labels(labels), categories)
-        entries = []
+        entries: list[_Entry] = []
+        sensor_entries: list[_SensorEntry] = []
         for rule in ruleset.rules:
             spec = kind_of(rule)
             before = len(ctx.problems)
             _check_category(ctx, rule)
             compiled = spec.compile_any(rule, ctx)
             ctx.problems[before:] = sorted(ctx.problems[before:], key=_line_col)
-            if compiled is not None and rule.enabled:
-                schedule = ArmingSchedule.build(rule.armed, rule.timezone)
+            if compiled is None or not rule.enabled:
+                continue
+            schedule = ArmingSchedule.build(rule.armed, rule.timezone)
+            if spec.subject == "sensor":
+                sensor_rule = cast(SensorRule, rule)  # the kind table says what each kind watches
+                sensor_compiled = cast(SensorCompiledRule, compiled)
+                sensor_entries.append(
+                    _SensorEntry(sensor_rule, rule.fingerprint(), schedule, sensor_compiled, spec.ticks)
+                )
+            else:
+                camera_rule, camera_compiled = cast(CameraRule, rule), cast(CompiledRule, compiled)
                 entries.append(
-                    _Entry(rule, rule.fingerprint(), schedule, compiled, spec.needs_motion, spec.needs_pixels)
+                    _Entry(
+                        camera_rule, rule.fingerprint(), schedule, camera_compiled, spec.needs_motion, spec.needs_pixels
+                    )
                 )
         if ctx.problems:
             raise ConfigError(ctx.problems)
         self._entries = tuple(entries)
-        self._by_id = {e.rule.id: e for e in entries}
+        self._sensor_entries = tuple(sensor_entries)
+        self._by_id: dict[str, Rule] = {e.rule.id: e.rule for e in entries}
+        self._by_id |= {e.rule.id: e.rule for e in sensor_entries}
         self._by_camera: dict[str, tuple[_Entry, ...]] = {}
+        self._by_sensor: dict[str, tuple[_SensorEntry, ...]] = {}
 
     @property
     def fingerprints(self) -> frozenset[str]:
-        return frozenset(e.fingerprint for e in self._entries)
+        return frozenset(e.fingerprint for e in self._entries) | {e.fingerprint for e in self._sensor_entries}
 
     def rule(self, rule_id: str) -> Rule:
         """The enabled rule with this id; KeyError when there is none."""
-        return self._by_id[rule_id].rule
+        return self._by_id[rule_id]
 
     def _entries_for(self, camera_id: str) -> tuple[_Entry, ...]:
         found = self._by_camera.get(camera_id)
@@ -125,6 +151,42 @@ class RuleEngine:
     def rules_for(self, camera_id: str) -> tuple[Rule, ...]:
         """The enabled rules that apply to this camera, armed or not, in file order."""
         return tuple(e.rule for e in self._entries_for(camera_id))
+
+    def _sensor_entries_for(self, sensor_id: str) -> tuple[_SensorEntry, ...]:
+        found = self._by_sensor.get(sensor_id)
+        if found is None:
+            found = tuple(e for e in self._sensor_entries if e.rule.covers_sensor(sensor_id))
+            self._by_sensor[sensor_id] = found
+        return found
+
+    def sensor_rules(self) -> tuple[SensorRule, ...]:
+        """The enabled sensor rules, in file order."""
+        return tuple(e.rule for e in self._sensor_entries)
+
+    def sensor_rules_for(self, sensor_id: str) -> tuple[SensorRule, ...]:
+        """The enabled sensor rules that apply to this sensor, armed or not, in file order."""
+        return tuple(e.rule for e in self._sensor_entries_for(sensor_id))
+
+    def observe_sensor(self, obs: SensorObservation) -> list[RuleOutcome]:
+        """One outcome per enabled sensor rule that covers the sensor: every one for a reading, those whose kind
+        judges the time passing (stale) for a tick. State is kept per (rule, sensor), like per (rule, camera)."""
+        outcomes = []
+        for e in self._sensor_entries_for(obs.sensor_id):
+            if obs.reading is None and not e.ticks:
+                continue
+            if not e.schedule.armed(obs.at):
+                outcomes.append(RuleOutcome(e.rule, e.fingerprint, False, []))
+                continue
+            state = self.state.get(e.fingerprint, obs.sensor_id)
+            try:
+                result = e.compiled.evaluate(obs, state)
+            except Exception:  # loop boundary: one rule's failure is not the sensor's, nor the other rules'
+                logger.exception("rule %s failed on sensor %s; its state is kept as it was", e.rule.id, obs.sensor_id)
+                continue
+            if result.state is not None:
+                self.state.put(e.fingerprint, obs.sensor_id, result.state)
+            outcomes.append(RuleOutcome(e.rule, e.fingerprint, True, result.verdicts))
+        return outcomes
 
     def motion_problems(self, modes: Mapping[str, VisitKind]) -> tuple[list[str], list[str]]:
         """(errors, warnings) for rules that need several frames a visit on cameras that give one: a rule naming

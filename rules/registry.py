@@ -18,6 +18,10 @@ from rules.kinds import (
     line_crossing,
     loitering,
     persistence,
+    sensor_rate,
+    sensor_stale,
+    sensor_sum,
+    sensor_threshold,
     video_quality,
     zone_intrusion,
 )
@@ -28,14 +32,18 @@ from rules.kinds.crowd import CrowdRule
 from rules.kinds.line_crossing import LineCrossingRule
 from rules.kinds.loitering import LoiteringRule
 from rules.kinds.persistence import PersistenceRule
+from rules.kinds.sensor_rate import SensorRateRule
+from rules.kinds.sensor_stale import SensorStaleRule
+from rules.kinds.sensor_sum import SensorSumRule
+from rules.kinds.sensor_threshold import SensorThresholdRule
 from rules.kinds.video_quality import VideoQualityRule
 from rules.kinds.zone_intrusion import ZoneIntrusionRule
 from rules.schema import _Strict
 
 logger = logging.getLogger(__name__)
 
-# the kinds, in the order the docs list them
-Rule = Annotated[
+# the kinds, in the order the docs list them: camera kinds (they name `cameras`), then sensor kinds (`sensors`)
+CameraRule = (
     ZoneIntrusionRule
     | CrowdRule
     | PersistenceRule
@@ -43,9 +51,10 @@ Rule = Annotated[
     | CountAnomalyRule
     | LineCrossingRule
     | LoiteringRule
-    | VideoQualityRule,
-    Field(discriminator="kind"),
-]
+    | VideoQualityRule
+)
+SensorRule = SensorThresholdRule | SensorRateRule | SensorSumRule | SensorStaleRule
+Rule = Annotated[CameraRule | SensorRule, Field(discriminator="kind")]
 KINDS: dict[str, AnyKind] = {
     spec.name: spec
     for spec in (
@@ -57,6 +66,10 @@ KINDS: dict[str, AnyKind] = {
         line_crossing.KIND,
         loitering.KIND,
         video_quality.KIND,
+        sensor_threshold.KIND,
+        sensor_rate.KIND,
+        sensor_sum.KIND,
+        sensor_stale.KIND,
     )
 }
 RULE_KINDS: frozenset[str] = frozenset(KINDS)
@@ -73,7 +86,7 @@ class RuleFile(_Strict):
         extra="forbid",
         frozen=True,
         title="gridwatch rule file",
-        json_schema_extra={"description": "Fence and anomaly rules for gridwatch cameras."},
+        json_schema_extra={"description": "Fence and anomaly rules for gridwatch cameras and sensors."},
     )
 
     rules: tuple[Rule, ...] = ()

@@ -23,7 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, to_json
 from shapely.geometry import Polygon
 
 from core.events import Severity
@@ -162,12 +162,11 @@ class Confirm(_Strict):
         return self
 
 
-class BaseRule(_Strict):
-    """What every rule kind has."""
+class RuleCore(_Strict):
+    """What every rule kind has, camera or sensor: identity, arming, the incident policy, category and severity."""
 
     id: RuleId
     name: str = ""
-    cameras: tuple[Name, ...] = Field(default=("*",), min_length=1)
     armed: tuple[ArmingWindow, ...] = ()
     timezone: str = "Asia/Shanghai"
     # the least time between two emitted updates of one incident (an update carries fresh evidence)
@@ -193,12 +192,39 @@ class BaseRule(_Strict):
             ) from None
         return name
 
+    def fingerprint(self) -> str:
+        """A digest of the whole definition: equal for an unchanged rule after a reload, so its state is kept."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:32]
+
+
+class BaseRule(RuleCore):
+    """What every camera rule kind has: the cameras it watches (`*`: all)."""
+
+    cameras: tuple[Name, ...] = Field(default=("*",), min_length=1)
+
     def covers(self, camera_id: str) -> bool:
         return "*" in self.cameras or camera_id in self.cameras
 
     def fingerprint(self) -> str:
-        """A digest of the whole definition: equal for an unchanged rule after a reload, so its state is kept."""
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:32]
+        # the JSON in the order the fields had before sensor rules split off `RuleCore` (cameras after name), so a
+        # camera rule keeps its fingerprint, and its saved state, across that change
+        data = self.model_dump()
+        ordered: dict[str, object] = {}
+        for key, value in data.items():
+            if key != "cameras":
+                ordered[key] = value
+            if key == "name":
+                ordered["cameras"] = data["cameras"]
+        return hashlib.sha256(to_json(ordered)).hexdigest()[:32]
+
+
+class SensorRuleBase(RuleCore):
+    """What every sensor rule kind has: the sensors it watches (`*`: all) instead of cameras."""
+
+    sensors: tuple[Name, ...] = Field(min_length=1)
+
+    def covers_sensor(self, sensor_id: str) -> bool:
+        return "*" in self.sensors or sensor_id in self.sensors
 
 
 class ZoneFilter(_Strict):

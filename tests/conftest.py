@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.assets import media_mirror, model_mirror, require, ultralytics_asset
+from tests.support.mqtt import mqtt_broker  # noqa: F401  (fixture)
 from tests.support.postgres import PostgresServer, StoreTargets, postgres_server
 from tests.support.redis import RedisServer
 from tests.support.redis import redis_server as start_redis_server

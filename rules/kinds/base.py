@@ -12,17 +12,19 @@ import difflib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
+from core.sensors import SensorObservation
 from core.types import Observation, Verdict
 from core.yamlconf import Loc
 from rules.categories import CategoryTable
 from rules.ruleset import RuleSet
-from rules.schema import BaseRule
+from rules.schema import BaseRule, RuleCore, SensorRuleBase
 
 logger = logging.getLogger(__name__)
 
-R = TypeVar("R", bound=BaseRule)
+R = TypeVar("R", bound=RuleCore)
+Subject = Literal["camera", "sensor"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,16 @@ class CompiledRule(Protocol):
     def rule(self) -> BaseRule: ...
 
     def evaluate(self, obs: Observation, state: object | None) -> Evaluation: ...
+
+
+class SensorCompiledRule(Protocol):
+    """A sensor rule, ready to evaluate one reading (or a tick) of one sensor. Must be safe to share between
+    threads. Its verdicts carry the sensor id where camera verdicts carry the camera id."""
+
+    @property
+    def rule(self) -> SensorRuleBase: ...
+
+    def evaluate(self, obs: SensorObservation, state: object | None) -> Evaluation: ...
 
 
 class Labels:
@@ -67,7 +79,7 @@ class CompileContext:
     categories: CategoryTable | None = None
     problems: list[str] = field(default_factory=list)
 
-    def problem(self, rule: BaseRule, loc: Loc, message: str) -> None:
+    def problem(self, rule: RuleCore, loc: Loc, message: str) -> None:
         self.problems.append(f"{self.ruleset.locate(rule.id, loc)}: {message}")
 
     def class_ids(self, rule: BaseRule, names: Sequence[str], loc: Loc = ("classes",)) -> list[int] | None:
@@ -84,21 +96,25 @@ class CompileContext:
 
 @dataclass(frozen=True, slots=True)
 class KindSpec(Generic[R]):
-    """One row of the kind table. `needs_motion`: the kind needs several frames per visit (burst or continuous
+    """One row of the kind table. `subject`: what the kind watches, cameras (its compile step gives a
+    `CompiledRule`) or sensors (a `SensorCompiledRule`); `ticks`: a sensor kind that is also evaluated as time
+    passes without readings (stale). `needs_motion`: the kind needs several frames per visit (burst or continuous
     cameras); on a keyframe camera it cannot work, which is reported when the rules are loaded. `needs_pixels`: the
     kind judges the picture itself (video quality), so evaluating detections alone skips it."""
 
     name: str
     model: type[R]
-    compile: Callable[[R, CompileContext], CompiledRule | None]
+    compile: Callable[[R, CompileContext], CompiledRule | SensorCompiledRule | None]
     needs_motion: bool = False
     summary: str = ""
     needs_pixels: bool = False  # judges the picture itself, not only the detections
     # kinds whose state must outlive a restart (a learned baseline): state -> JSON-able dict, and back
     save_state: Callable[[object], dict[str, Any]] | None = None
     load_state: Callable[[dict[str, Any]], object] | None = None
+    subject: Subject = "camera"
+    ticks: bool = False
 
-    def compile_any(self, rule: BaseRule, ctx: CompileContext) -> CompiledRule | None:
+    def compile_any(self, rule: RuleCore, ctx: CompileContext) -> CompiledRule | SensorCompiledRule | None:
         if not isinstance(rule, self.model):
             raise TypeError(f"rule {rule.id!r} is a {type(rule).__name__}, not a {self.model.__name__}")
         return self.compile(rule, ctx)

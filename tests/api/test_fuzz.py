@@ -65,7 +65,13 @@ PUBLIC = {
     ("POST", WEBHOOK): 401,
 }
 # the protected operations whose body FastAPI reads as JSON before it runs their dependencies
-JSON_BODIES = frozenset({("POST", "/api/v1/cases"), ("POST", "/api/v1/cases/{case_id}/actions/{action}")})
+JSON_BODIES = frozenset(
+    {
+        ("POST", "/api/v1/cases"),
+        ("POST", "/api/v1/cases/{case_id}/actions/{action}"),
+        ("POST", "/api/v1/sensors/{sensor_id}/readings"),
+    }
+)
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
