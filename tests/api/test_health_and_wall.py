@@ -54,6 +54,7 @@ def test_operation_ids_are_stable(client: TestClient) -> None:
         "request_camera_visit",
         "get_patrol",
         "metrics",
+        "post_sensor_readings",
     }
 
 
