@@ -14,7 +14,7 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 
 from api.auth import ANONYMOUS, SESSION_COOKIE, AuthConfig, Principal, role_at_least
 from core.settings import ApiRole
-from intake.bus import EventBus
+from intake.bus import CaseBus, EventBus
 from intake.case_store import CaseStore
 from intake.evidence import EvidenceStore
 from intake.store import EventStore
@@ -43,6 +43,8 @@ class ApiDeps:
     version: str
     auth: AuthConfig = field(default_factory=AuthConfig)
     cases: CaseStore | None = None
+    # cases as they change, for the live stream's `case` messages; none: the stream carries events only
+    case_bus: CaseBus | None = None
     # the Standard Webhooks secret (`whsec_...`) external producers sign `POST /api/v1/intake/webhook` with
     inbound_secret: str | None = field(default=None, repr=False)
 
