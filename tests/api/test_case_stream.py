@@ -91,7 +91,7 @@ def test_a_reported_and_an_accepted_case_reach_open_streams_with_each_callers_ac
             assert isinstance(case, dict) and case["id"] == posted["id"] and case["state"] == "reported"
             assert case["description"] == REPORT["description"]
         assert seen_by_viewer["allowed"] == []
-        assert seen_by_operator["allowed"] == ["accept", "reject", "false_alarm", "duplicate"]
+        assert seen_by_operator["allowed"] == ["accept", "reject", "false_alarm", "duplicate", "note"]
         url = f"{base_url}/api/v1/cases/{posted['id']}/actions/accept"
         assert client.post(url, headers=bearer("operator")).status_code == 200
         accepted = next_case(operator)["case"]
