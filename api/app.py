@@ -21,6 +21,7 @@ from api.routes import (
     stats,
     stream,
     wall,
+    wall_config,
 )
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
         stream,
         session,
         health,
+        wall_config,
         wall,
     ):
         app.include_router(module.router)
