@@ -9,12 +9,15 @@ import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
+from ulid import ULID
 
 from api.app import ApiDeps, create_app
 from api.auth import Account, AuthConfig
@@ -24,10 +27,13 @@ from intake.bus import CaseBus, EventBus
 from intake.case_store import CaseStore
 from intake.evidence import EvidenceStore
 from intake.grids import GridMap
+from intake.incident_cases import IncidentCases
 from intake.store import EventStore
 from rules.categories import load_categories
 from tests.api.server import serve
 from tests.e2e.test_alert_wall import browser as browser  # the module-scoped Chromium fixture
+from tests.e2e.test_alert_wall import frame as frame
+from tests.e2e.test_alert_wall import real_event
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo"
 OPERATOR, VIEWER = "王值班", "wall-viewer"
@@ -47,6 +53,7 @@ OVERFLOWING = """() => [...document.querySelectorAll('#cases .case *')]
 class Wall:
     url: str
     cases: CaseStore
+    evidence: EvidenceStore
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {MACHINE_TOKEN}"}
@@ -87,10 +94,11 @@ def wall(tmp_path: Path) -> Iterator[Wall]:
     cases = CaseStore(
         tmp_path / "cases.sqlite3", grids=grids, categories=load_categories(CONFIG), on_change=case_bus.publish
     )
+    evidence = EvidenceStore(tmp_path / "evidence")
     with EventStore(tmp_path / "events.sqlite3") as store:
         deps = ApiDeps(
             store=store,
-            evidence=EvidenceStore(tmp_path / "evidence"),
+            evidence=evidence,
             bus=bus,
             health=lambda: {},
             version="test",
@@ -99,7 +107,7 @@ def wall(tmp_path: Path) -> Iterator[Wall]:
             case_bus=case_bus,
         )
         with serve(create_app(deps)) as url:
-            yield Wall(url, cases)
+            yield Wall(url, cases, evidence)
             bus.close()
             case_bus.close()
     cases.close()
@@ -264,5 +272,45 @@ def test_no_text_overflows_a_tile_in_either_language(
         assert shot.stat().st_size > 10_000
         assert page.evaluate(OVERFLOWING) == [], (lang, large)
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert [e for e in errors if not EXPECTED.search(e)] == []
+    context.close()
+
+
+@pytest.mark.slow
+def test_a_camera_case_shows_its_snapshot_and_opens_every_picture(
+    browser: Browser, wall: Wall, frame: np.ndarray
+) -> None:
+    errors: list[str] = []
+    context = browser.new_context()
+    page = open_wall(context, wall.url, errors)
+    sign_in(page, OPERATOR)
+    # when: a camera's incident becomes a case, as the case feed makes it (with its clean and annotated frames)
+    event, blobs = real_event(frame, "cam-01", "东门人行道", "walkway", incident_id=str(ULID()))
+    for key, data in blobs.items():
+        wall.evidence.put_keyed(key, data)
+    case = IncidentCases(wall.cases).apply(event, datetime.now(UTC))
+    assert case is not None
+    mine = tile(page, case.id)
+    # then: the tile shows the annotated snapshot, the camera and the source
+    annotated = next(e.key for e in event.evidence if e.kind == "annotated")
+    image = mine.locator(".shot img")
+    expect(image).to_have_attribute("src", f"api/v1/evidence/{annotated}")
+    expect(image).to_have_js_property("complete", True)
+    assert image.evaluate("img => img.naturalWidth") == 768
+    expect(mine.locator(".camera")).to_contain_text("cam-01")
+    expect(mine.locator(".source")).to_have_text("智能抓拍")
+    # when: the snapshot is clicked
+    mine.locator(".shot").click()
+    # then: every picture, the clean frame first, each loaded
+    dialog = page.locator("#shots")
+    expect(dialog).to_be_visible()
+    figures = dialog.locator("figure")
+    expect(figures).to_have_count(len(event.evidence))
+    expect(figures.first.locator("figcaption")).to_have_text("原始画面")
+    for i in range(len(event.evidence)):
+        expect(figures.nth(i).locator("img")).to_have_js_property("complete", True)
+        assert figures.nth(i).locator("img").evaluate("img => img.naturalWidth") > 0
+    page.locator("#shots-close").click()
+    expect(dialog).to_be_hidden()
     assert [e for e in errors if not EXPECTED.search(e)] == []
     context.close()
