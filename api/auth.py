@@ -134,8 +134,9 @@ _VERIFYING = threading.BoundedSemaphore(4)
 @dataclass(frozen=True, slots=True)
 class AuthConfig:
     """The configured tokens and accounts and the session key. Neither tokens nor accounts: authentication is
-    off, every caller is `ANONYMOUS`. `name_limiter` counts failed sign-ins per account name (across addresses),
-    `limiter` failed credentials per client address."""
+    off, every caller is `ANONYMOUS`. `limiter` counts wrong bearer tokens per client address; `signin_limiter`
+    wrong passwords, per client address (`addr:<ip>`) and per account name (`name:<name>`, across addresses), apart,
+    so an operator's typos never hold back the machine tokens behind the same address."""
 
     tokens: tuple[ApiToken, ...] = ()
     session_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
@@ -143,7 +144,7 @@ class AuthConfig:
     now: Callable[[], float] = time.time
     limiter: FailureLimiter = field(default_factory=FailureLimiter, repr=False)
     accounts: tuple[Account, ...] = ()
-    name_limiter: FailureLimiter = field(default_factory=FailureLimiter, repr=False)
+    signin_limiter: FailureLimiter = field(default_factory=FailureLimiter, repr=False)
 
     @classmethod
     def from_settings(cls, api: ApiSettings) -> AuthConfig:
@@ -158,14 +159,14 @@ class AuthConfig:
         else:
             logger.info("API authentication on: %d tokens, %d accounts", len(api.tokens), len(accounts))
         limiter = FailureLimiter(api.max_failed_auth, api.failed_auth_window_s)
-        names = FailureLimiter(api.max_failed_auth, api.failed_auth_window_s)
+        signins = FailureLimiter(api.max_failed_auth, api.failed_auth_window_s, max_clients=20_000)
         return cls(
             tokens=tuple(api.tokens),
             session_key=key,
             session_ttl_s=api.session_ttl_s,
             limiter=limiter,
             accounts=accounts,
-            name_limiter=names,
+            signin_limiter=signins,
         )
 
     @property

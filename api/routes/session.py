@@ -4,7 +4,8 @@ HttpOnly session cookie.
 The browser's EventSource and <img> cannot send an Authorization header; the cookie goes with them instead.
 `SameSite=Strict` keeps it off requests from other sites; it is accepted alone for GET and HEAD, and for changes
 together with the session's CSRF value (`csrf` in the answers here) in the `X-CSRF-Token` header.
-Failed password sign-ins are counted per client address and per account name; past the limit, 429.
+Wrong passwords are counted per client address and per account name (apart from wrong bearer tokens); past the
+limit, 429.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def _client(request: Request) -> str:
 
 def _password_caller(request: Request, deps: DepsDep, body: SignIn) -> Principal:
     auth, client = deps.auth, _client(request)
-    wait = max(auth.limiter.retry_after(client), auth.name_limiter.retry_after(body.name))
+    keys = (f"addr:{client}", f"name:{body.name}")
+    wait = max(auth.signin_limiter.retry_after(key) for key in keys)
     if wait > 0:
         logger.warning("session: sign-in as %r from %s held back %.0f s after failed tries", body.name, client, wait)
         raise HTTPException(
@@ -60,8 +62,8 @@ def _password_caller(request: Request, deps: DepsDep, body: SignIn) -> Principal
         )
     principal = auth.check_password(body.name, body.password.get_secret_value())
     if principal is None:
-        auth.limiter.failed(client)
-        auth.name_limiter.failed(body.name)
+        for key in keys:
+            auth.signin_limiter.failed(key)
         logger.info("session: failed sign-in as %r from %s", body.name, client)
         raise unauthorized(WRONG_PASSWORD)
     return principal

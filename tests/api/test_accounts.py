@@ -34,8 +34,7 @@ def accounts_auth(max_failures: int = 10) -> AuthConfig:
     return dataclasses.replace(
         make_auth(),
         accounts=accounts,
-        limiter=FailureLimiter(max_failures=max_failures, window_s=600),
-        name_limiter=FailureLimiter(max_failures=max_failures, window_s=600),
+        signin_limiter=FailureLimiter(max_failures=max_failures, window_s=600),
     )
 
 
@@ -173,3 +172,12 @@ def test_the_cli_prints_a_hash_of_the_password_on_stdin(tmp_path: Path) -> None:
     stored = done.stdout.strip()
     assert stored.startswith("scrypt$n=16384,r=8,p=5$") and PASSWORD not in done.stdout + done.stderr
     assert verify_password(PASSWORD, stored)
+
+
+def test_wrong_passwords_do_not_hold_back_the_tokens_behind_the_same_address(parts: Parts, cases: CaseStore) -> None:
+    deps = dataclasses.replace(parts.deps, auth=accounts_auth(max_failures=2), cases=cases)
+    with TestClient(create_app(deps)) as client:
+        for _ in range(3):
+            client.post("/api/v1/session", json={"name": "王值班", "password": "wrong-wrong"})
+        assert client.post("/api/v1/session", json={"name": "王值班", "password": PASSWORD}).status_code == 429
+        assert client.get("/api/v1/cases", headers=bearer("viewer")).status_code == 200

@@ -9,7 +9,7 @@ from intake.store import MIGRATIONS
 from tests.api.conftest import VERSION, Parts
 
 EXTERNAL = re.compile(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", re.IGNORECASE)
-WALL_MODULES = ["main.js", "api.js", "i18n.js", "tiles.js", "actions.js", "filters.js", "sound.js"]
+WALL_MODULES = ["main.js", "api.js", "i18n.js", "tiles.js", "actions.js", "filters.js", "sound.js", "map.js"]
 PAGE_FILES = ["/", "/static/app.js", "/static/style.css", "/static/wall/cases.css"] + [
     f"/static/wall/{name}" for name in WALL_MODULES
 ]
@@ -53,6 +53,7 @@ def test_operation_ids_are_stable(client: TestClient) -> None:
         "get_session",
         "delete_session",
         "wall_config",
+        "grid_map",
     }
 
 

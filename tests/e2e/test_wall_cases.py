@@ -314,3 +314,33 @@ def test_a_camera_case_shows_its_snapshot_and_opens_every_picture(
     expect(dialog).to_be_hidden()
     assert [e for e in errors if not EXPECTED.search(e)] == []
     context.close()
+
+
+@pytest.mark.slow
+def test_the_grid_map_draws_the_grids_and_a_click_on_a_case_picks_its_tile(browser: Browser, wall: Wall) -> None:
+    errors: list[str] = []
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    page = open_wall(context, wall.url, errors)
+    sign_in(page, OPERATOR)
+    grids = wall.get("/api/v1/grids")
+    assert grids["type"] == "FeatureCollection" and len(grids["features"]) == 5
+    # when: a case is reported inside one of the grids
+    case = wall.post("/api/v1/cases", report(7)).json()["case"]
+    # then: the map shows every grid, the case's grid marked busy, and the case as a dot
+    expect(page.locator("#map path.grid")).to_have_count(5)
+    expect(page.locator(f'#map path.grid.busy[data-code="{case["grid_code"]}"]')).to_have_count(1)
+    dot = page.locator(f'#map circle[data-id="{case["id"]}"]')
+    expect(dot).to_have_count(1)
+    assert page.locator("#map text").first.text_content() == "教学楼网格"
+    # when: the dot is clicked, its tile is picked out
+    dot.click()
+    expect(tile(page, case["id"])).to_have_class(re.compile(r"\bpicked\b"))
+    # and: the map can be hidden, and the choice is kept
+    page.locator("#map-toggle").click()
+    expect(page.locator("#map-panel")).to_be_hidden()
+    page.reload()
+    expect(tile(page, case["id"])).to_have_count(1)
+    expect(page.locator("#map-panel")).to_be_hidden()
+    expect(page.locator("#map-toggle")).to_have_text("地图")
+    assert [e for e in errors if not EXPECTED.search(e)] == []
+    context.close()

@@ -3,7 +3,7 @@
 export const TEXT = {
   zh: {
     all: "全部", district: "区", street: "街道", category: "类别", severity: "紧急程度", state: "状态", source: "来源",
-    casesEmpty: "暂无案件", noimage: "无图片", camera: "摄像头", due: "期限", overdue: "已超期",
+    casesEmpty: "暂无案件", map: "网格地图", mapShow: "地图", mapHide: "隐藏地图", noimage: "无图片", camera: "摄像头", due: "期限", overdue: "已超期",
     left: "剩余", dept: "处置部门", mute: "静音", unmute: "取消静音", large: "大字", normal: "标准字号",
     close: "关闭", shotsTitle: "案件图片", cleanFrame: "原始画面", annotated: "标注抓拍", photo: "现场照片",
     ok: "确定", cancel: "取消", refused: "操作被拒绝：", allowedNow: "当前可执行：", none: "无",
@@ -24,7 +24,7 @@ export const TEXT = {
   },
   en: {
     all: "All", district: "District", street: "Street", category: "Category", severity: "Severity", state: "State",
-    source: "Source", casesEmpty: "No cases", noimage: "No picture", camera: "Camera", due: "Due", overdue: "Overdue",
+    source: "Source", casesEmpty: "No cases", map: "Grid map", mapShow: "Map", mapHide: "Hide map", noimage: "No picture", camera: "Camera", due: "Due", overdue: "Overdue",
     left: "left", dept: "Department", mute: "Mute", unmute: "Unmute", large: "Large type", normal: "Normal type",
     close: "Close", shotsTitle: "Pictures of the case", cleanFrame: "Clean frame", annotated: "Annotated",
     photo: "Photo", ok: "OK", cancel: "Cancel", refused: "Refused: ", allowedNow: "Allowed now: ", none: "none",

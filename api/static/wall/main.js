@@ -6,6 +6,7 @@ import { listCases, setCsrf, wallConfig } from "./api.js";
 import { fillActions, fillDepartments } from "./actions.js";
 import { compare, fillFilters, matches, readFilters } from "./filters.js";
 import { lang, setLang, t } from "./i18n.js";
+import { drawMap, loadGrids } from "./map.js";
 import { chime, isMuted, setMuted } from "./sound.js";
 import { buildTile, fillTile, showPictures } from "./tiles.js";
 
@@ -17,6 +18,8 @@ const $ = (id) => document.getElementById(id);
 const held = new Map();
 let enabled = false; // the server keeps cases
 let large = localStorage.getItem("gridwatch.large") === "1";
+let mapShown = localStorage.getItem("gridwatch.map") !== "0";
+let hasMap = false;
 
 function render() {
   const now = Date.now();
@@ -29,6 +32,7 @@ function render() {
   });
   const keep = new Set(shown.map((h) => h.tile));
   for (const child of [...grid.children]) if (!keep.has(child)) child.remove();
+  if (hasMap && mapShown) drawMap($("map"), shown.map((h) => h.case), pick);
   $("case-count").textContent = String(shown.length);
   $("case-total").textContent = String(held.size);
   $("cases-empty").textContent = shown.length ? "" : t().casesEmpty;
@@ -69,6 +73,22 @@ function take(view, live) {
   render();
 }
 
+// A dot on the map was clicked: its tile comes into view, marked for a moment.
+function pick(caseId) {
+  const h = held.get(caseId);
+  if (!h) return;
+  h.tile.scrollIntoView({ block: "center", behavior: "smooth" });
+  h.tile.classList.remove("picked");
+  void h.tile.offsetWidth;
+  h.tile.classList.add("picked");
+}
+
+function showMap() {
+  $("map-toggle").hidden = !hasMap;
+  $("map-toggle").textContent = mapShown ? t().mapHide : t().mapShow;
+  $("map-panel").hidden = !(hasMap && mapShown);
+}
+
 function openPictures(caseId) {
   const h = held.get(caseId);
   if (h) showPictures($("shots"), h.case);
@@ -86,6 +106,10 @@ async function load() {
   document.body.classList.toggle("with-cases", enabled);
   $("cases-panel").hidden = !enabled;
   if (!enabled) return;
+  if (!hasMap) {
+    hasMap = await loadGrids();
+    showMap();
+  }
   const allowed = answer.body.allowed || {};
   for (const c of answer.body.items || []) take({ case: c, allowed: allowed[c.id] || [] }, false);
 }
@@ -98,6 +122,7 @@ function applyLang() {
   $("large").setAttribute("aria-pressed", String(large));
   document.documentElement.classList.toggle("large", large);
   fillFilters($("filters"), [...held.values()].map((h) => h.case));
+  showMap();
   for (const h of held.values()) refill(h);
   render();
 }
@@ -120,6 +145,12 @@ document.addEventListener("DOMContentLoaded", () => {
     large = !large;
     localStorage.setItem("gridwatch.large", large ? "1" : "0");
     applyLang();
+  });
+  $("map-toggle").addEventListener("click", () => {
+    mapShown = !mapShown;
+    localStorage.setItem("gridwatch.map", mapShown ? "1" : "0");
+    showMap();
+    render();
   });
   $("shots-close").addEventListener("click", () => $("shots").close());
   applyLang();
