@@ -344,3 +344,64 @@ def test_the_grid_map_draws_the_grids_and_a_click_on_a_case_picks_its_tile(brows
     expect(page.locator("#map-toggle")).to_have_text("地图")
     assert [e for e in errors if not EXPECTED.search(e)] == []
     context.close()
+
+
+def behind_proxy(app: Any, prefix: str) -> Any:
+    """What a reverse proxy that terminates TLS and serves the app under `prefix` hands the app: the path without
+    the prefix, the prefix as `root_path`, and the scheme the browser used (https), as uvicorn's proxy headers do."""
+
+    async def proxied(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            path = scope["path"]
+            if not path.startswith(prefix + "/"):
+                await send({"type": "http.response.start", "status": 404, "headers": []})
+                await send({"type": "http.response.body", "body": b"outside the prefix"})
+                return
+            scope = {**scope, "path": path[len(prefix) :], "raw_path": None, "scheme": "https"}
+        await app(scope, receive, send)
+
+    return proxied
+
+
+@pytest.mark.slow
+def test_the_wall_works_under_a_path_prefix_behind_a_tls_proxy(browser: Browser, tmp_path: Path) -> None:
+    cheap = {"n": 2**10, "r": 8, "p": 1}
+    auth = AuthConfig(accounts=(Account(OPERATOR, "operator", hash_password(PASSWORD, **cheap)),))
+    bus, case_bus = EventBus(), CaseBus()
+    cases = CaseStore(tmp_path / "cases.sqlite3", on_change=case_bus.publish)
+    with EventStore(tmp_path / "events.sqlite3") as store:
+        deps = ApiDeps(
+            store=store,
+            evidence=EvidenceStore(tmp_path / "evidence"),
+            bus=bus,
+            health=lambda: {},
+            version="test",
+            auth=auth,
+            cases=cases,
+            case_bus=case_bus,
+        )
+        with serve(behind_proxy(create_app(deps), "/gridwatch")) as url:
+            errors: list[str] = []
+            context = browser.new_context()
+            # localhost: Chromium keeps a Secure cookie from it as from an https origin
+            page = open_wall(context, url.replace("127.0.0.1", "localhost") + "/gridwatch/", errors)
+            sign_in(page, OPERATOR)
+            cookie = next(c for c in context.cookies() if c["name"] == "gridwatch_session")
+            assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+            # when: a case is reported, it arrives over the prefixed stream; an action goes through the prefix
+            page.evaluate(
+                """async () => {
+                  const who = await (await fetch('api/v1/session')).json();
+                  await fetch('api/v1/cases', {method: 'POST', headers: {'Content-Type': 'application/json',
+                    'X-CSRF-Token': who.csrf}, body: JSON.stringify({sender_id: 'proxy:1', category: '0505'})});
+                }"""
+            )
+            card = page.locator("#cases article.case")
+            expect(card).to_have_count(1)
+            card.locator("button[data-action=accept]").click()
+            expect(card.locator(".cstate")).to_have_text("受理")
+            assert [e for e in errors if not EXPECTED.search(e)] == []
+            context.close()
+            bus.close()
+            case_bus.close()
+    cases.close()

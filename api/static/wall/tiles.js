@@ -52,6 +52,7 @@ export function fillTile(tile, c, now) {
   const text = t();
   tile.dataset.id = c.id;
   tile.dataset.state = c.state;
+  tile.dataset.audit = String(Array.isArray(c.audit) ? c.audit.length : 0); // changes with every action, notes too
   const sev = severity(c);
   const late = overdue(c, now);
   tile.classList.toggle("urgent", sev === "urgent");
