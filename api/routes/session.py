@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from api.auth import SESSION_COOKIE, Principal
 from api.deps import BearerDep, CookieDep, DepsDep, ViewerDep, authenticate, unauthorized
 from api.models import AUTH_ERRORS, Problem, SessionPublic
+from api.routes.cases import UNPARSABLE
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def _password_caller(request: Request, deps: DepsDep, body: SignIn) -> Principal
 @router.post(
     "",
     operation_id="create_session",
-    responses={429: {"model": Problem, "description": "too many failed sign-ins"}, **AUTH_ERRORS},
+    responses={429: {"model": Problem, "description": "too many failed sign-ins"}, **UNPARSABLE, **AUTH_ERRORS},
 )
 def create_session(
     request: Request,

@@ -264,6 +264,8 @@ def test_fuzzed_without_credentials_everything_but_the_public_routes_is_401(
         case.validate_response(response, checks=[not_a_server_error])
         assert "set-cookie" not in response.headers or path == "/api/v1/session"  # no session without credentials
         if (method, path) in PUBLIC:
+            if (method, path) in JSON_BODIES and unparsable_body(response):
+                return
             if (method, path) == ("POST", "/api/v1/session") and response.status_code in (422, 429):
                 return  # a body that is not a name and password, or a name tried too often: told so
             assert response.status_code == PUBLIC[method, path], (method, path, response.text)
