@@ -16,7 +16,7 @@ APT := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive
 help:
 	@echo "make demo   - set up and run gridwatch on the demo cameras (alert wall on http://127.0.0.1:8000)"
 	@echo "make test   - set up and run lint, type checks and the test suite"
-	@echo "make bench  - run the benchmarks (bench/): detectors, visits, providers, rules, video quality, grids, intake, scheduler, change gating, camera fleet, sensors, redis patrol"
+	@echo "make bench  - run the benchmarks (bench/): detectors, visits, providers, rules, video quality, grids, intake, scheduler, change gating, camera fleet, sensors, redis patrol, alert wall"
 	@echo "make bench-gpu - GPU machines: every ONNX Runtime provider at batch 1, 8 and 32 (installs onnxruntime-gpu)"
 
 # the runtime: all `make demo` needs
@@ -92,6 +92,7 @@ bench: dev models sysdeps
 	$(BIN)/python -m bench.fleet
 	$(BIN)/python -m bench.sensors --write
 	$(BIN)/python -m bench.redis_patrol
+	$(BIN)/python -m bench.wall
 
 # GPU machines only: swap in onnxruntime-gpu (CUDA 13 / cuDNN 9 from PyPI; its newest release is 1.31.1),
 # measure every provider at batch 1, 8 and 32, then put back the CPU build that was installed, whatever happens

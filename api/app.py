@@ -16,6 +16,7 @@ from api.routes import (
     cases,
     events,
     evidence,
+    grids,
     health,
     incidents,
     intake_webhook,
@@ -26,6 +27,7 @@ from api.routes import (
     stats,
     stream,
     wall,
+    wall_config,
 )
 
 logger = logging.getLogger(__name__)
@@ -63,8 +65,10 @@ def create_app(deps: ApiDeps) -> FastAPI:
         session,
         cameras,
         patrol,
+        grids,
         health,
         metrics,
+        wall_config,
         wall,
     ):
         app.include_router(module.router)

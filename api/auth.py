@@ -1,4 +1,5 @@
-"""Who is calling: bearer tokens checked against `api.tokens`, and the signed session cookie of the alert wall.
+"""Who is calling: bearer tokens checked against `api.tokens`, operators' names and passwords against
+`api.accounts`, and the signed session cookie of the alert wall.
 
 Pure functions over an `AuthConfig`; the FastAPI side (headers, cookies, 401/403) is in `api.deps`.
 A token is known by the SHA-256 of its secret only; secrets are never stored, logged or answered.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import logging
@@ -21,6 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from core.passwords import DEFAULT_N, DEFAULT_P, DEFAULT_R, hash_password, verify_password
 from core.settings import ROLES as ROLES  # re-exported: the roles and their order live in core.settings
 from core.settings import ApiRole, ApiSettings, ApiToken
 from core.settings import role_at_least as role_at_least
@@ -34,6 +37,7 @@ DEFAULT_SESSION_TTL_S = 12 * 3600
 FINGERPRINT_LEN = 16
 DEFAULT_MAX_FAILURES = 10  # failed credential checks per client address within the window, then 429
 DEFAULT_FAILURE_WINDOW_S = 60.0
+CSRF_BYTES = 16
 
 Via = Literal["token", "session", "anonymous"]
 
@@ -46,6 +50,7 @@ class Principal:
     role: ApiRole
     via: Via
     expires_at: int | None = None  # unix seconds, sessions only
+    csrf: str = ""  # sessions only: the value a state-changing request with the cookie sends in `X-CSRF-Token`
 
 
 ANONYMOUS = Principal(name="anonymous", role="admin", via="anonymous")
@@ -59,7 +64,8 @@ class SessionClaims(BaseModel):
     sub: str = Field(max_length=64)
     role: ApiRole
     exp: int
-    fp: str = Field(default="", pattern=r"^[0-9a-f]{0,16}$")  # the token's fingerprint; "" matches none
+    fp: str = Field(default="", pattern=r"^[0-9a-f]{0,16}$")  # the token's or password's fingerprint; "" matches none
+    csrf: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,43}$")  # "": a cookie that may only read
 
 
 class FailureLimiter:
@@ -107,30 +113,65 @@ class FailureLimiter:
 
 
 @dataclass(frozen=True, slots=True)
+class Account:
+    """An operator's account: name, role and the scrypt hash of the password."""
+
+    name: str
+    role: ApiRole
+    password_hash: str = field(repr=False)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when the name is unknown, so a wrong name costs what a wrong password does (no probing names)."""
+    return hash_password(secrets.token_urlsafe(16), n=DEFAULT_N, r=DEFAULT_R, p=DEFAULT_P)
+
+
+# scrypt holds 16 MiB per verification: at most this many at once, so a burst of sign-ins cannot exhaust memory
+_VERIFYING = threading.BoundedSemaphore(4)
+
+
+@dataclass(frozen=True, slots=True)
 class AuthConfig:
-    """The configured tokens and the session key. No tokens: authentication is off, every caller is `ANONYMOUS`."""
+    """The configured tokens and accounts and the session key. Neither tokens nor accounts: authentication is
+    off, every caller is `ANONYMOUS`. `limiter` counts wrong bearer tokens per client address; `signin_limiter`
+    wrong passwords, per client address (`addr:<ip>`) and per account name (`name:<name>`, across addresses), apart,
+    so an operator's typos never hold back the machine tokens behind the same address."""
 
     tokens: tuple[ApiToken, ...] = ()
     session_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     session_ttl_s: int = DEFAULT_SESSION_TTL_S
     now: Callable[[], float] = time.time
     limiter: FailureLimiter = field(default_factory=FailureLimiter, repr=False)
+    accounts: tuple[Account, ...] = ()
+    signin_limiter: FailureLimiter = field(default_factory=FailureLimiter, repr=False)
 
     @classmethod
     def from_settings(cls, api: ApiSettings) -> AuthConfig:
         key = api.session_secret.get_secret_value().encode() if api.session_secret else secrets.token_bytes(32)
-        if not api.tokens and api.loopback:
-            logger.info("API authentication off: no api.tokens, serving %s only", api.host)
-        elif not api.tokens:
+        accounts = tuple(
+            Account(name, a.role, a.password_hash.get_secret_value()) for name, a in sorted(api.accounts.items())
+        )
+        if not api.tokens and not accounts and api.loopback:
+            logger.info("API authentication off: no api.tokens or api.accounts, serving %s only", api.host)
+        elif not api.tokens and not accounts:
             logger.warning("API authentication OFF on %s (api.allow_anonymous): anyone may read all", api.host)
         else:
-            logger.info("API authentication on: %d tokens", len(api.tokens))
+            logger.info("API authentication on: %d tokens, %d accounts", len(api.tokens), len(accounts))
         limiter = FailureLimiter(api.max_failed_auth, api.failed_auth_window_s)
-        return cls(tokens=tuple(api.tokens), session_key=key, session_ttl_s=api.session_ttl_s, limiter=limiter)
+        signins = FailureLimiter(api.max_failed_auth, api.failed_auth_window_s, max_clients=20_000)
+        return cls(
+            tokens=tuple(api.tokens),
+            session_key=key,
+            session_ttl_s=api.session_ttl_s,
+            limiter=limiter,
+            accounts=accounts,
+            signin_limiter=signins,
+        )
 
     @property
     def enabled(self) -> bool:
-        return bool(self.tokens)
+        return bool(self.tokens or self.accounts)
 
     def check_token(self, secret: str) -> Principal | None:
         """The token whose sha256 matches; every configured hash is compared, in constant time each."""
@@ -143,36 +184,51 @@ class AuthConfig:
                 found = token
         return Principal(found.name, found.role, via="token") if found else None
 
-    def fingerprint(self, token: ApiToken) -> str:
-        """Names the token's secret in a session: a keyed hash of its sha256, so the cookie reveals nothing of it."""
-        mac = hmac.new(self.session_key, b"token:" + token.sha256.encode("ascii"), hashlib.sha256)
-        return mac.hexdigest()[:FINGERPRINT_LEN]
+    def check_password(self, name: str, password: str) -> Principal | None:
+        """The account `name` if `password` is its password. An unknown name is verified against a dummy hash,
+        so it takes as long as a wrong password."""
+        account = next((a for a in self.accounts if a.name == name), None)
+        with _VERIFYING:
+            good = verify_password(password, account.password_hash if account else _dummy_hash())
+        return Principal(account.name, account.role, via="session") if account is not None and good else None
+
+    def fingerprint(self, credential: ApiToken | Account) -> str:
+        """Names the credential in a session: a keyed hash of the token's sha256 or of the password's hash, so the
+        cookie reveals nothing of either and ends when the secret or the password changes."""
+        if isinstance(credential, ApiToken):
+            data = b"token:" + credential.sha256.encode("ascii")
+        else:
+            data = b"account:" + credential.password_hash.encode("ascii")
+        return hmac.new(self.session_key, data, hashlib.sha256).hexdigest()[:FINGERPRINT_LEN]
+
+    def _credential(self, name: str, role: ApiRole) -> ApiToken | Account | None:
+        credentials: list[ApiToken | Account] = [*self.tokens, *self.accounts]
+        return next((c for c in credentials if c.name == name and c.role == role), None)
 
     def issue_session(self, principal: Principal) -> tuple[str, SessionClaims]:
-        """A cookie value for `principal` (a configured token's caller), valid `session_ttl_s` from now."""
-        token = next((t for t in self.tokens if t.name == principal.name and t.role == principal.role), None)
-        if token is None:
-            raise ValueError(f"session for {principal.name!r} ({principal.role}): no such token is configured")
+        """A cookie value for `principal` (a configured token's or account's caller), valid `session_ttl_s`."""
+        credential = self._credential(principal.name, principal.role)
+        if credential is None:
+            raise ValueError(f"session for {principal.name!r} ({principal.role}): no such token or account")
         claims = SessionClaims(
             sub=principal.name,
             role=principal.role,
             exp=int(self.now()) + self.session_ttl_s,
-            fp=self.fingerprint(token),
+            fp=self.fingerprint(credential),
+            csrf=secrets.token_urlsafe(CSRF_BYTES),
         )
         return encode_session(self.session_key, claims), claims
 
     def check_session(self, value: str) -> Principal | None:
-        """The caller of a well-signed, unexpired session whose token is still configured: same name, role, secret."""
+        """The caller of a well-signed, unexpired session whose token or account is still configured: same name,
+        role and secret (or password)."""
         claims = decode_session(self.session_key, value)
         if claims is None or claims.exp <= self.now():
             return None
-        if not any(self._signed_in_with(t, claims) for t in self.tokens):
-            return None  # the token was removed, or its role or secret changed since the sign-in
-        return Principal(claims.sub, claims.role, via="session", expires_at=claims.exp)
-
-    def _signed_in_with(self, token: ApiToken, claims: SessionClaims) -> bool:
-        same_secret = hmac.compare_digest(self.fingerprint(token), claims.fp)
-        return token.name == claims.sub and token.role == claims.role and same_secret
+        credential = self._credential(claims.sub, claims.role)
+        if credential is None or not hmac.compare_digest(self.fingerprint(credential), claims.fp):
+            return None  # removed, or its role, secret or password changed since the sign-in
+        return Principal(claims.sub, claims.role, via="session", expires_at=claims.exp, csrf=claims.csrf)
 
 
 def _b64(data: bytes) -> str:

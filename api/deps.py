@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import math
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from api.auth import ANONYMOUS, SESSION_COOKIE, AuthConfig, Principal, role_at_l
 from api.patrol_view import PatrolView
 from core.sensors import ReadingIntake
 from core.settings import ApiRole
-from intake.bus import EventBus
+from intake.bus import CaseBus, EventBus
 from intake.case_store import CaseStore
 from intake.evidence import EvidenceStore
 from intake.store import EventStore
@@ -23,8 +24,10 @@ from intake.store import EventStore
 logger = logging.getLogger(__name__)
 
 STATE_KEY = "gridwatch_deps"
-# The session cookie authorizes reading only; anything that changes state needs the bearer header (no CSRF).
+# The session cookie alone authorizes reading only; a request that changes state with it must also send the
+# session's CSRF value in this header (a page of another site can neither read the value nor set the header).
 COOKIE_METHODS = frozenset({"GET", "HEAD"})
+CSRF_HEADER = "x-csrf-token"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,8 @@ class ApiDeps:
     version: str
     auth: AuthConfig = field(default_factory=AuthConfig)
     cases: CaseStore | None = None
+    # cases as they change, for the live stream's `case` messages; none: the stream carries events only
+    case_bus: CaseBus | None = None
     # the Standard Webhooks secret (`whsec_...`) external producers sign `POST /api/v1/intake/webhook` with
     inbound_secret: str | None = field(default=None, repr=False)
     patrol: PatrolView | None = None
@@ -131,12 +136,18 @@ def authenticate(request: Request, deps: DepsDep, bearer: BearerDep, cookie: Coo
             logger.info("auth: invalid bearer token from %s for %s", client, request.url.path)
             raise unauthorized("invalid bearer token", error="invalid_token")
         return principal
-    if cookie is not None and request.method in COOKIE_METHODS:
+    if cookie is not None:
         principal = auth.check_session(cookie)
         if principal is None:
             logger.info("auth: invalid or expired session from %s for %s", client, request.url.path)
             raise unauthorized("session invalid or expired: sign in again", error="invalid_token")
-        return principal
+        if request.method in COOKIE_METHODS:
+            return principal
+        sent = request.headers.get(CSRF_HEADER, "")
+        if principal.csrf and sent and hmac.compare_digest(sent.encode(), principal.csrf.encode()):
+            return principal
+        logger.info("auth: %s's session from %s without its CSRF value for %s", principal.name, client, request.method)
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="a change with the session cookie needs X-CSRF-Token")
     raise unauthorized("authentication required: Authorization: Bearer <token>")
 
 

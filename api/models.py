@@ -85,3 +85,6 @@ class SessionPublic(BaseModel):
     role: ApiRole
     via: Via
     expires_at: datetime | None = Field(default=None, description="end of the session; null for tokens")
+    csrf: str | None = Field(
+        default=None, description="sessions: send it as `X-CSRF-Token` with changes made with the cookie"
+    )

@@ -8,12 +8,14 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from core.passwords import parse_hash
 from core.redact import sanitize_url
 
 
@@ -126,6 +128,25 @@ class ApiToken(BaseModel):
         return value.lower()
 
 
+class ApiAccount(BaseModel):
+    """A named person's account for the alert wall: their role and the scrypt hash of their password (never the
+    password; `gridwatch accounts hash` makes one). The account's name is its key in `api.accounts`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: ApiRole
+    password_hash: SecretStr
+
+    @field_validator("password_hash")
+    @classmethod
+    def _scrypt(cls, value: SecretStr) -> SecretStr:
+        parse_hash(value.get_secret_value())  # ValueError says what is wrong, without the hash
+        return value
+
+
+ACCOUNT_NAME_PATTERN = r"^[A-Za-z0-9\u4e00-\u9fff][A-Za-z0-9_.@\u4e00-\u9fff-]{0,63}$"
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -142,6 +163,8 @@ class ApiSettings(BaseModel):
     port: int = Field(default=8000, ge=0, le=65535)
     # empty: authentication is off, which only a loopback host (or allow_anonymous) permits
     tokens: list[ApiToken] = Field(default_factory=list)
+    # operators' accounts by name: {role, password_hash}; signing in with name and password gives a session
+    accounts: dict[str, ApiAccount] = Field(default_factory=dict)
     # key of the signed session cookie; none: a random key at each start (sessions end at restart)
     session_secret: SecretStr | None = None
     session_ttl_s: int = Field(default=12 * 3600, ge=60, le=7 * 24 * 3600)
@@ -166,9 +189,14 @@ class ApiSettings(BaseModel):
         names = [t.name for t in self.tokens]
         if len(set(names)) != len(names):
             raise ValueError(f"api.tokens: names must be unique, got {names}")
+        for name in self.accounts:
+            if not re.fullmatch(ACCOUNT_NAME_PATTERN, name):
+                raise ValueError(f"api.accounts: name {name!r}: letters, digits, Chinese characters, _.@- (max 64)")
+        if clash := sorted(set(names) & set(self.accounts)):
+            raise ValueError(f"api.accounts: {clash} are also token names: the audit trail must tell them apart")
         if len({t.sha256 for t in self.tokens}) != len(self.tokens):
             raise ValueError("api.tokens: two tokens have the same sha256")
-        if not self.tokens and not self.allow_anonymous and not self.loopback:
+        if not self.tokens and not self.accounts and not self.allow_anonymous and not self.loopback:
             raise ValueError(
                 f"api.host {self.host!r} is not a loopback address and api.tokens is empty: anyone on the network "
                 "could read events and evidence. Configure api.tokens, bind to 127.0.0.1, or set "

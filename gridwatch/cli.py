@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import sys
 import time
@@ -11,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from core.errors import ConfigError, GridwatchError
+from core.passwords import hash_password
 from core.redact import RedactingFilter
 from detectors.manifest import load_manifest
 from gridwatch.dryrun import describe, dry_run, summary
@@ -242,6 +244,23 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_accounts_hash(args: argparse.Namespace) -> int:
+    """Asked twice on a terminal (not echoed); else the first line of stdin. Only the hash is printed."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("gridwatch: the two passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        print(hash_password(password))
+    except ValueError as exc:
+        print(f"gridwatch: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gridwatch", description=__doc__)
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -317,6 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--config", type=Path, required=True, help="folder with cameras.yaml and rules/*.yaml")
     worker.add_argument("--redis", default=None, help="redis://[:password@]host:port/db (default: patrol.redis_url)")
     worker.set_defaults(func=_cmd_worker)
+
+    accounts = sub.add_parser("accounts", help="operator accounts").add_subparsers(dest="accounts_cmd", required=True)
+    hash_cmd = accounts.add_parser("hash", help="print the scrypt hash of a password read from the tty or stdin")
+    hash_cmd.set_defaults(func=_cmd_accounts_hash)
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from core.settings import Settings
 from intake.calendar import load_calendar
 from intake.case_deadlines import CalendarDeadlines
 from intake.case_feed import CaseFeed
+from intake.case_model import Case
 from intake.case_store import CaseStore, sweep_cards
 from intake.deadlines import load_deadline_policy
 from intake.evidence import EvidenceStore
@@ -95,7 +97,12 @@ class Intake:
 
 
 def build_intake(
-    config_dir: Path, settings: Settings, events: EventStore, categories: CategoryTable, clock: Clock
+    config_dir: Path,
+    settings: Settings,
+    events: EventStore,
+    categories: CategoryTable,
+    clock: Clock,
+    on_change: Callable[[Case], None] | None = None,
 ) -> Intake:
     """Everything read and checked here, so a bad calendar, deadline or grid file stops the start with its place."""
     conf = settings.intake
@@ -110,6 +117,7 @@ def build_intake(
         grids=grids,
         categories=categories,
         link_window_s=conf.link_window_s,
+        on_change=on_change,
     )
     incidents = IncidentCases(cases, merge_window_s=conf.merge_window_s, link_window_s=conf.link_window_s)
     feed = CaseFeed(events, incidents, clock.now, interval_s=conf.feed_interval_s)

@@ -46,7 +46,7 @@ from ingest.scheduler import BackoffPolicy, HealthChange
 from ingest.sensor_ingest import place_of_sensor
 from ingest.sensors import Sensor
 from ingest.visit import VisitPipeline, facts_of, place_of
-from intake.bus import EventBus
+from intake.bus import CaseBus, EventBus
 from intake.evidence import EvidenceStore
 from intake.handoff import QueuedSink
 from intake.redis_stream import StreamConsumer
@@ -382,7 +382,12 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
     by_id = {c.id: c for c in cameras}
     sensor_by_id: dict[str, Sensor] = {}
     categories = load_categories(config_dir)
-    intake = build_intake(config_dir, settings, store, categories, clock) if settings.intake.cases else None
+    case_bus = CaseBus()  # the wall's live case tiles; its streams end with `bus`'s at stop
+    intake = (
+        build_intake(config_dir, settings, store, categories, clock, on_change=case_bus.publish)
+        if settings.intake.cases
+        else None
+    )
     if intake is not None:
         sink = NotifyingSink(sink, intake.feed.notify)
     stored = sink  # what the closes at stop go through, after the hand-off has drained
@@ -453,6 +458,7 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
             version=__version__,
             auth=AuthConfig.from_settings(settings.api),
             cases=intake.cases if intake is not None else None,
+            case_bus=case_bus,
             inbound_secret=_secret(settings.intake.inbound_secret),
             patrol=RuntimePatrolView(patrol, scheduler, cameras, clock, telemetries),
             readings=sensors.ingest if sensors is not None else None,

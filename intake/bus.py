@@ -1,4 +1,6 @@
-"""In-process fan-out of new events to live subscribers (the alert wall's stream).
+"""In-process fan-out of new events, and of case changes, to live subscribers (the alert wall's stream).
+
+`Bus[T]` carries one kind of item: `EventBus` events, `CaseBus` cases as they are after each change.
 
 `publish` is called from patrol threads; each subscriber has its own bounded queue and a slow one
 loses its oldest events (counted in `dropped`) rather than slowing the publisher or the others.
@@ -15,23 +17,26 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from types import TracebackType
+from typing import Generic, TypeVar
 
 from core.events import Event
+from intake.case_model import Case
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_QUEUE_SIZE = 256
+T = TypeVar("T")
 
 
-class Subscription:
+class Subscription(Generic[T]):
     """One subscriber's bounded queue. Close it (or use `with`) to unsubscribe."""
 
-    def __init__(self, bus: EventBus, maxsize: int) -> None:
+    def __init__(self, bus: Bus[T], maxsize: int) -> None:
         if maxsize < 1:
             raise ValueError(f"maxsize {maxsize}: expected at least 1")
         self._bus = bus
         self._maxsize = maxsize
-        self._items: deque[Event] = deque()
+        self._items: deque[T] = deque()
         self._cond = threading.Condition()
         self._closed = False
         self._dropped = 0
@@ -56,7 +61,7 @@ class Subscription:
         with self._cond:
             return len(self._items)
 
-    def offer(self, event: Event) -> None:
+    def offer(self, event: T) -> None:
         """Queue `event`, dropping the oldest queued one when full. Safe from any thread."""
         with self._cond:
             if self._closed:
@@ -69,7 +74,7 @@ class Subscription:
             wake = self._take_async_waiter()
         self._wake(wake)
 
-    def get(self, timeout: float | None = None) -> Event | None:
+    def get(self, timeout: float | None = None) -> T | None:
         """Block until an event arrives; None on timeout, or when closed and drained."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
@@ -82,10 +87,10 @@ class Subscription:
                 self._cond.wait(remaining)
             return self._items.popleft()
 
-    def __aiter__(self) -> AsyncIterator[Event]:
+    def __aiter__(self) -> AsyncIterator[T]:
         return self._iterate()
 
-    async def _iterate(self) -> AsyncIterator[Event]:
+    async def _iterate(self) -> AsyncIterator[T]:
         loop = asyncio.get_running_loop()
         wakeup = asyncio.Event()
         with self._cond:
@@ -132,7 +137,7 @@ class Subscription:
         self._wake(wake)
         self._bus._discard(self)
 
-    def __enter__(self) -> Subscription:
+    def __enter__(self) -> Subscription[T]:
         return self
 
     def __exit__(
@@ -141,19 +146,19 @@ class Subscription:
         self.close()
 
 
-class EventBus:
-    """Fan-out pub/sub of events inside one process. Thread-safe."""
+class Bus(Generic[T]):
+    """Fan-out pub/sub of items inside one process. Thread-safe."""
 
     def __init__(self, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
         self._queue_size = queue_size
         self._lock = threading.Lock()
-        self._subscribers: list[Subscription] = []
+        self._subscribers: list[Subscription[T]] = []
         self._closed = False
         self._dropped_by_gone = 0
 
-    def subscribe(self, queue_size: int | None = None) -> Subscription:
+    def subscribe(self, queue_size: int | None = None) -> Subscription[T]:
         """A new subscriber; after `close()` it comes back already closed (its iteration ends at once)."""
-        subscription = Subscription(self, self._queue_size if queue_size is None else queue_size)
+        subscription = Subscription[T](self, self._queue_size if queue_size is None else queue_size)
         with self._lock:
             if not self._closed:
                 self._subscribers.append(subscription)
@@ -161,7 +166,7 @@ class EventBus:
         subscription.close()
         return subscription
 
-    def publish(self, event: Event) -> None:
+    def publish(self, event: T) -> None:
         with self._lock:
             subscribers = tuple(self._subscribers)
         for subscription in subscribers:
@@ -192,8 +197,16 @@ class EventBus:
         for subscription in subscribers:
             subscription.close()
 
-    def _discard(self, subscription: Subscription) -> None:
+    def _discard(self, subscription: Subscription[T]) -> None:
         with self._lock:
             if subscription in self._subscribers:
                 self._subscribers.remove(subscription)
                 self._dropped_by_gone += subscription.dropped
+
+
+class EventBus(Bus[Event]):
+    """New events, as the intake sink stores them."""
+
+
+class CaseBus(Bus[Case]):
+    """Cases as they are after each change (report, action, incident update, card), from the case store."""

@@ -4,7 +4,9 @@ PostgreSQL (`intake.db`).
 
 Writes go through one connection behind a lock, each in a transaction that holds the store's writer lock (on
 PostgreSQL across hosts); reads use pooled read-only connections beside it. Deadlines come from a
-`DeadlineRules` handed in (the working-day calendar).
+`DeadlineRules` handed in (the working-day calendar). `on_change`, if given, gets every case a transaction
+inserted or saved, as it is after the commit (the alert wall's live case tiles): one seam for reports, actions,
+incident updates, links and cards alike.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import builtins
 import json
 import logging
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -182,6 +184,7 @@ class CaseStore:
         grids: GridMap | None = None,
         categories: CategoryTable | None = None,
         link_window_s: float = 3_600.0,
+        on_change: Callable[[Case], None] | None = None,
     ) -> None:
         """`target`: a SQLite file's path, a PostgreSQL URL, or a Database. `grids` derives a case's grid (and its
         district / street / community) from its lon/lat; `categories` names its category."""
@@ -191,6 +194,8 @@ class CaseStore:
         self.db = open_database(target, "cases")
         self.deadlines: DeadlineRules = deadlines if deadlines is not None else NoDeadlines()
         self.targets = tuple(targets)
+        self.on_change = on_change
+        self._changed: builtins.list[str] = []  # ids saved in the transaction under way (held by the lock)
         self._lock = threading.Lock()
         self._conn = self.db.connect()
         try:
@@ -215,8 +220,25 @@ class CaseStore:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        with self._lock, transaction(self._conn) as conn:
-            yield conn
+        with self._lock:
+            self._changed = []
+            with transaction(self._conn) as conn:
+                yield conn
+            changed, self._changed = self._changed, []
+        self._announce(changed)
+
+    def _announce(self, case_ids: Sequence[str]) -> None:
+        """Hand each committed change to `on_change`; a failing callback is logged and never undoes the write."""
+        if self.on_change is None:
+            return
+        for case_id in dict.fromkeys(case_ids):
+            case = self.get(case_id)
+            if case is None:
+                continue
+            try:
+                self.on_change(case)
+            except Exception:  # sink boundary: the change is committed whatever a listener does
+                logger.exception("case %s: change listener failed", case.number)
 
     @contextmanager
     def _reader(self) -> Iterator[Connection]:
@@ -387,12 +409,14 @@ class CaseStore:
                 _body(case),
             ),
         )
+        self._changed.append(case.id)
 
     def save(self, conn: Connection, case: Case) -> None:
         conn.execute(
             "UPDATE cases SET state = ?, incident_id = ?, next_card_at = ?, updated_at = ?, body = ? WHERE id = ?",
             (case.state.value, case.incident_id, next_card_at(case), iso_utc(case.updated_at), _body(case), case.id),
         )
+        self._changed.append(case.id)
 
     def audit(self, conn: Connection, case: Case, entry: AuditEntry) -> None:
         conn.execute(

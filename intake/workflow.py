@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from core.errors import GridwatchError
 from core.settings import ApiRole, role_at_least
-from intake.case_model import ActionRequest, Case, CaseState
+from intake.case_model import FINAL_STATES, ActionRequest, Case, CaseState
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ class Action:
     target: CaseState | None  # None: back to the state before (resume)
     role: ApiRole
     label: str
+    keeps_state: bool = False  # a note: audited (and delivered) without moving the case
 
 
 ACTIONS: dict[str, Action] = {
@@ -48,6 +49,7 @@ ACTIONS: dict[str, Action] = {
         Action("suspend", OPEN_WORK, S.suspended, "admin", "挂起 suspend"),
         Action("resume", frozenset({S.suspended}), None, "admin", "恢复 resume"),
         Action("escalate", OPEN_WORK | {S.reported}, S.escalated, "admin", "升级 escalate"),
+        Action("note", frozenset(CaseState) - FINAL_STATES, None, "operator", "备注 note", keeps_state=True),
     )
 }
 
@@ -89,6 +91,10 @@ def plan(case: Case, name: str, role: ApiRole, request: ActionRequest) -> Step:
         raise TransitionRefusedError("dispatch needs a department", allowed)
     if name == "extend" and request.workdays <= 0:
         raise TransitionRefusedError("extend needs workdays > 0", allowed)
+    if name == "note" and not request.note.strip():
+        raise TransitionRefusedError("note needs a note", allowed)
+    if action.keeps_state:
+        return Step(action, case.state, case.state)
     if name == "duplicate" and not request.duplicate_of:
         raise TransitionRefusedError("duplicate needs duplicate_of: the case it repeats", allowed)
     after = action.target if action.target is not None else _resumed(case)

@@ -42,6 +42,9 @@ class CasePage(BaseModel):
 
     items: list[Case]
     next: str | None = Field(description="cursor for the next (older) page; null on the last page")
+    allowed: dict[str, list[str]] = Field(
+        default_factory=dict, description="per case id: the actions this caller may take in its state"
+    )
 
 
 # FastAPI's answer, before any check of the caller, to a body that is not UTF-8 (a body that is not JSON: 422)
@@ -57,7 +60,7 @@ class Refused(BaseModel):
 
 @router.get("", operation_id="list_cases", responses=AUTH_ERRORS)
 def list_cases(
-    _caller: ViewerDep,
+    caller: ViewerDep,
     cases: CasesDep,
     state: Annotated[CaseState | None, Query()] = None,
     source: Annotated[Source | None, Query()] = None,
@@ -67,7 +70,8 @@ def list_cases(
 ) -> CasePage:
     rows = cases.list(state=state, source=source, category=category, limit=limit + 1, before=before)
     items = rows[:limit]
-    return CasePage(items=items, next=items[-1].id if len(rows) > limit else None)
+    allowed = {c.id: allowed_actions(c.state, caller.role) for c in items}
+    return CasePage(items=items, next=items[-1].id if len(rows) > limit else None, allowed=allowed)
 
 
 @router.get("/{case_id}", operation_id="get_case", responses={404: {"model": Problem}, **AUTH_ERRORS})

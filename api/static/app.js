@@ -2,12 +2,14 @@
 // One tile per incident: its update replaces the snapshot, time and count and moves the tile to the top; its
 // close dims the tile and labels it closed, in place. An event without an incident has a tile of its own.
 // Every event string is put into the page with textContent; nothing is parsed as HTML.
-// With API tokens configured, the page asks for one, trades it for an HttpOnly session cookie
-// (POST /api/v1/session) and forgets it; the cookie then goes with fetch, EventSource and <img>.
+// With authentication on, the page asks for an operator's name and password (or a token), trades them for an
+// HttpOnly session cookie (POST /api/v1/session) and forgets them; the cookie then goes with fetch, EventSource
+// and <img>. The case tiles (static/wall/, ES modules) hear of the session, the language and the stream's `case`
+// messages through `gridwatch:*` events on the document. Addresses are relative: the wall works under a prefix.
 "use strict";
 
 (function () {
-  const API = "/api/v1";
+  const API = "api/v1";
   const INITIAL = 50;
   const MAX_CARDS = 200;
   const KEY_RE = /^[0-9a-f]{64}\.(jpg|png)$/;
@@ -24,8 +26,9 @@
       state: { open: "新发", update: "持续", close: "结束" },
       role: { viewer: "查看", operator: "值班", rule_author: "规则编写", admin: "管理员" },
       signout: "退出登录", signinTitle: "登录告警墙", tokenLabel: "访问令牌", signinButton: "登录",
-      signinHint: "请输入管理员分配的访问令牌。令牌只用于本次登录，不会保存在页面中。",
-      badToken: "令牌无效，请重试。", signinFailed: "登录失败，请稍后重试。",
+      signinHint: "请输入账号和密码。密码只用于本次登录，不会保存在页面中。",
+      accountLabel: "账号", passwordLabel: "密码", orToken: "或使用管理员分配的访问令牌：",
+      badToken: "令牌无效，请重试。", badPassword: "账号或密码错误，请重试。", signinFailed: "登录失败，请稍后重试。",
       tooManyTries: "错误次数过多，请稍后再试。",
     },
     en: {
@@ -36,8 +39,10 @@
       state: { open: "Open", update: "Ongoing", close: "Closed" },
       role: { viewer: "viewer", operator: "operator", rule_author: "rule author", admin: "admin" },
       signout: "Sign out", signinTitle: "Sign in to the alert wall", tokenLabel: "Access token", signinButton: "Sign in",
-      signinHint: "Paste the access token your administrator gave you. It is used once to sign in and not kept by the page.",
-      badToken: "That token is not valid. Try again.", signinFailed: "Signing in failed. Try again later.",
+      signinHint: "Enter your account name and password. They are used once to sign in and not kept by the page.",
+      accountLabel: "Account", passwordLabel: "Password", orToken: "Or paste the access token your administrator gave you:",
+      badToken: "That token is not valid. Try again.", badPassword: "Wrong account or password. Try again.",
+      signinFailed: "Signing in failed. Try again later.",
       tooManyTries: "Too many wrong tokens from this address. Wait a minute, then try again.",
     },
   };
@@ -54,6 +59,7 @@
   let signinError = null; // a TEXT key shown under the token field
 
   const $ = (id) => document.getElementById(id);
+  const announce = (name, detail) => document.dispatchEvent(new CustomEvent("gridwatch:" + name, { detail }));
   const t = () => TEXT[lang];
 
   function formatTime(iso) {
@@ -260,7 +266,9 @@
     source.onopen = () => {
       retryMs = 1000;
       setLink("live");
+      announce("live", null); // the case tiles reload what they may have missed
     };
+    source.addEventListener("case", (message) => announce("case", message.data));
     source.onmessage = (message) => {
       let event;
       try {
@@ -308,6 +316,7 @@
     $("signin").hidden = true;
     $("wall").hidden = false;
     showWho();
+    announce("session", who);
     connect(); // subscribe first, then load: an event in between is in one or the other (or both)
     loadLatest();
   }
@@ -327,7 +336,8 @@
     showWho();
     $("wall").hidden = true;
     $("signin").hidden = false;
-    $("token").focus();
+    announce("signedout", null);
+    $("account").focus();
   }
 
   // Who am I: 200 (signed in, or authentication is off) starts the wall; 401 asks for a token.
@@ -347,24 +357,28 @@
     }
   }
 
+  // A name and password when a name is given, else the token.
   async function signIn(event) {
     event.preventDefault();
     const input = $("token");
     const token = input.value.trim();
-    if (!token) return;
+    const name = $("account").value.trim();
+    const password = $("password").value;
+    if (!token && !(name && password)) return;
     $("signin-submit").disabled = true;
     let outcome = "signinFailed";
     let who = null;
+    const request = name
+      ? { headers: { Accept: "application/json", "Content-Type": "application/json" },
+          body: JSON.stringify({ name, password }) }
+      : { headers: { Accept: "application/json", Authorization: "Bearer " + token } };
     try {
-      const response = await fetch(API + "/session", {
-        method: "POST",
-        headers: { Accept: "application/json", Authorization: "Bearer " + token },
-      });
+      const response = await fetch(API + "/session", { method: "POST", ...request });
       if (response.ok) {
         who = await response.json();
         outcome = null;
       } else if (response.status === 401) {
-        outcome = "badToken";
+        outcome = name ? "badPassword" : "badToken";
       } else if (response.status === 429) {
         outcome = "tooManyTries";
       }
@@ -372,13 +386,14 @@
       console.warn("gridwatch: signing in failed", err);
     }
     input.value = "";
+    $("password").value = "";
     $("signin-submit").disabled = false;
     if (outcome === null) {
       startWall(who);
     } else {
       signinError = outcome;
       $("signin-error").textContent = t()[outcome];
-      input.focus();
+      (name ? $("password") : input).focus();
     }
   }
 
@@ -393,7 +408,7 @@
 
   async function loadVersion() {
     try {
-      const response = await fetch("/healthz");
+      const response = await fetch("healthz");
       if (response.ok) $("version").textContent = "v" + String((await response.json()).version || "");
     } catch (err) {
       console.warn("gridwatch: health check failed", err);
@@ -409,6 +424,7 @@
       lang = lang === "zh" ? "en" : "zh";
       localStorage.setItem("gridwatch.lang", lang);
       applyLang();
+      announce("lang", lang);
       tick();
     });
     applyLang();

@@ -42,6 +42,7 @@ class SseMessage:
     id: str | None = None
     retry: int | None = None
     comments: list[str] = field(default_factory=list)
+    event: str | None = None
 
 
 def sse_messages(response: httpx.Response) -> Iterator[SseMessage]:
@@ -60,5 +61,7 @@ def sse_messages(response: httpx.Response) -> Iterator[SseMessage]:
             message.data = value if message.data is None else message.data + "\n" + value
         elif name == "id":
             message.id = value
+        elif name == "event":
+            message.event = value
         elif name == "retry":
             message.retry = int(value)

@@ -120,13 +120,15 @@ def test_roles_are_ordered_and_a_role_too_low_is_403(
                 assert response.json() == {"name": f"{role}-1"}
 
 
-def test_the_session_cookie_authorizes_reading_only(secured_parts: Parts) -> None:
+def test_the_session_cookie_alone_authorizes_reading_only(secured_parts: Parts) -> None:
     # given: an operator signed in with the cookie alone
     with TestClient(role_app(secured_parts)) as client:
-        sign_in(client, "operator")
-        # then: GET works with the cookie, a state-changing method needs the bearer header
+        csrf = sign_in(client, "operator").json()["csrf"]
+        # then: GET works with the cookie; a state-changing method needs the session's CSRF value or the bearer
         assert client.get("/api/v1/events").status_code == 200
-        assert client.post("/test/operate").status_code == 401
+        assert client.post("/test/operate").status_code == 403
+        assert client.post("/test/operate", headers={"X-CSRF-Token": "x" + csrf[1:]}).status_code == 403
+        assert client.post("/test/operate", headers={"X-CSRF-Token": csrf}).json() == {"name": "operator-1"}
         assert client.post("/test/operate", headers=bearer("operator")).status_code == 200
 
 
@@ -292,6 +294,7 @@ def test_without_tokens_auth_is_off_and_the_caller_is_anonymous(client: TestClie
         "role": "admin",
         "via": "anonymous",
         "expires_at": None,
+        "csrf": None,
     }
     response = client.post("/api/v1/session")
     assert response.status_code == 200

@@ -45,7 +45,7 @@ def test_the_whole_loop_with_rework_and_extension(api: TestClient) -> None:
     assert posted.status_code == 201, posted.text
     case = posted.json()["case"]
     assert case["state"] == "reported" and case["number"].endswith("-000001")
-    assert posted.json()["allowed"] == ["accept", "reject", "false_alarm", "duplicate"]
+    assert posted.json()["allowed"] == ["accept", "reject", "false_alarm", "duplicate", "note"]
     # when: it goes round the loop, with a failed check and an extension on the way
     steps = [
         ("accept", {}),
@@ -81,7 +81,7 @@ def test_an_illegal_action_is_refused_with_the_allowed_ones(api: TestClient) -> 
     assert refused.status_code == 409
     assert refused.json() == {
         "detail": f"case {case['number']} is reported: close is not allowed",
-        "allowed": ["accept", "reject", "false_alarm", "duplicate"],
+        "allowed": ["accept", "reject", "false_alarm", "duplicate", "note"],
     }
     assert act(api, case["id"], "dispatch").status_code == 409  # not filed yet
     act(api, case["id"], "accept")
@@ -145,3 +145,21 @@ def test_reports_are_validated_at_the_boundary(api: TestClient) -> None:
     assert sorted(e["loc"][-1] for e in answer.json()["detail"]) == ["category", "colour", "lat"]
     camera = api.post("/api/v1/cases", json={**REPORT, "source": "camera"}, headers=bearer("operator"))
     assert camera.status_code == 422
+
+
+def test_a_note_is_audited_without_moving_the_case(api: TestClient) -> None:
+    case = api.post("/api/v1/cases", json=REPORT, headers=bearer("operator")).json()["case"]
+    assert act(api, case["id"], "note").json()["detail"] == "note needs a note"
+    noted = act(api, case["id"], "note", note="车主已电话联系 owner called")
+    assert noted.status_code == 200, noted.text
+    after = noted.json()["case"]
+    assert after["state"] == "reported"
+    assert after["audit"][-1] | {"at": None} == {
+        "at": None,
+        "actor": "operator-1",
+        "role": "operator",
+        "action": "note",
+        "from_state": "reported",
+        "to_state": "reported",
+        "note": "车主已电话联系 owner called",
+    }

@@ -9,7 +9,10 @@ from intake.store import MIGRATIONS
 from tests.api.conftest import VERSION, Parts
 
 EXTERNAL = re.compile(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", re.IGNORECASE)
-PAGE_FILES = ["/", "/static/app.js", "/static/style.css"]
+WALL_MODULES = ["main.js", "api.js", "i18n.js", "tiles.js", "actions.js", "filters.js", "sound.js", "map.js"]
+PAGE_FILES = ["/", "/static/app.js", "/static/style.css", "/static/wall/cases.css"] + [
+    f"/static/wall/{name}" for name in WALL_MODULES
+]
 
 
 def test_healthz_reports_version_stream_and_the_callers_details(client: TestClient, parts: Parts) -> None:
@@ -55,6 +58,8 @@ def test_operation_ids_are_stable(client: TestClient) -> None:
         "get_patrol",
         "metrics",
         "post_sensor_readings",
+        "wall_config",
+        "grid_map",
     }
 
 
@@ -64,8 +69,8 @@ def test_the_alert_wall_is_served_with_a_same_origin_policy(client: TestClient) 
     assert response.headers["content-type"].startswith("text/html")
     assert "default-src 'self'" in response.headers["content-security-policy"]
     page = response.text
-    for asset in ("/static/app.js", "/static/style.css"):
-        assert asset in page
+    for asset in ("static/app.js", "static/style.css", "static/wall/main.js", "static/wall/cases.css"):
+        assert f'="{asset}"' in page  # relative: the wall also works under a path prefix
     assert "告警" in page
 
 
@@ -78,6 +83,11 @@ def test_the_page_loads_nothing_from_outside(client: TestClient, path: str) -> N
 
 def test_the_script_never_parses_event_text_as_html(client: TestClient) -> None:
     script = client.get("/static/app.js").text
+    for name in WALL_MODULES:
+        module = client.get(f"/static/wall/{name}")
+        assert module.status_code == 200 and module.headers["content-type"].startswith("text/javascript")
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+            assert sink not in module.text, (name, sink)
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
         assert sink not in script
     assert "textContent" in script

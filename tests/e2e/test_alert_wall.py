@@ -216,7 +216,7 @@ def test_an_incident_keeps_one_tile_through_its_open_update_and_close(
     expect(cards.first).to_have_attribute("data-key", incident_id)
     expect(tile.locator(".hits")).to_have_text("共 2 次")
     expect(tile).to_contain_text("for 60 s")
-    expect(tile.locator("img")).to_have_attribute("src", f"/api/v1/evidence/{annotated_key(update)}")
+    expect(tile.locator("img")).to_have_attribute("src", f"api/v1/evidence/{annotated_key(update)}")
     expect_snapshot_loaded(tile)
 
     # when: the incident closes (no evidence)
@@ -231,7 +231,7 @@ def test_an_incident_keeps_one_tile_through_its_open_update_and_close(
     expect(tile).to_have_css("opacity", "0.55")
     expect(tile.locator(".hits")).to_have_text("共 3 次")
     expect(cards).to_have_count(2)
-    expect(tile.locator("img")).to_have_attribute("src", f"/api/v1/evidence/{annotated_key(update)}")
+    expect(tile.locator("img")).to_have_attribute("src", f"api/v1/evidence/{annotated_key(update)}")
     expect_snapshot_loaded(tile)
 
     # and: in English, then after a reload (from the incidents API), it is the same one closed tile
@@ -244,7 +244,7 @@ def test_an_incident_keeps_one_tile_through_its_open_update_and_close(
     expect(tile.locator(".state")).to_have_text("Closed")
     expect(tile.locator(".hits")).to_have_text("3 events")
     expect(tile).to_have_class(re.compile(r"\bclosed\b"))
-    expect(tile.locator("img")).to_have_attribute("src", f"/api/v1/evidence/{annotated_key(update)}")
+    expect(tile.locator("img")).to_have_attribute("src", f"api/v1/evidence/{annotated_key(update)}")
     expect_snapshot_loaded(tile)
     assert errors == []
     page.close()
