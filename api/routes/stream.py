@@ -110,8 +110,11 @@ async def _live(
     last_event_id: str | None,
 ) -> AsyncIterator[ServerSentEvent]:
     with subscription:
-        # Subscribed before anything is sent: a client that has this first message misses nothing.
-        yield ServerSentEvent(comment="connected", retry=RETRY_MS)
+        # Subscribed before anything is sent: a client that has this first message misses nothing. It is an event
+        # (`ready`) as well as a comment, because a browser's `onopen` fires on the headers, which the server sends
+        # before this generator runs: a wall that reloads its lists on `ready`, not on open, cannot miss a change
+        # made in between.
+        yield ServerSentEvent(comment="connected", event="ready", raw_data="{}", retry=RETRY_MS)
         replayed: set[str] = set()
         if last_event_id is not None:
             cursor = last_event_id

@@ -263,11 +263,13 @@
     if (source) source.close();
     setLink("connecting");
     source = new EventSource(API + "/stream");
-    source.onopen = () => {
+    // `ready` is the server's first message, sent once it is subscribed (the browser's `onopen` comes earlier,
+    // with the headers): only from then on is every change pushed, so the case tiles reload then.
+    source.addEventListener("ready", () => {
       retryMs = 1000;
       setLink("live");
       announce("live", null); // the case tiles reload what they may have missed
-    };
+    });
     source.addEventListener("case", (message) => announce("case", message.data));
     source.onmessage = (message) => {
       let event;
