@@ -7,6 +7,7 @@ import { fillActions, fillDepartments } from "./actions.js";
 import { compare, fillFilters, matches, readFilters } from "./filters.js";
 import { lang, setLang, t } from "./i18n.js";
 import { drawMap, loadGrids } from "./map.js";
+import { openCamera, patrolCameras, relabelCamera, renderPatrol, setRole, startPatrol, stopPatrol, wireCameraDialog } from "./patrol.js";
 import { chime, isMuted, setMuted } from "./sound.js";
 import { buildTile, fillTile, showPictures } from "./tiles.js";
 
@@ -32,7 +33,7 @@ function render() {
   });
   const keep = new Set(shown.map((h) => h.tile));
   for (const child of [...grid.children]) if (!keep.has(child)) child.remove();
-  if (hasMap && mapShown) drawMap($("map"), shown.map((h) => h.case), pick);
+  if (hasMap && mapShown) drawMap($("map"), shown.map((h) => h.case), pick, patrolCameras(), openCamera);
   $("case-count").textContent = String(shown.length);
   $("case-total").textContent = String(held.size);
   $("cases-empty").textContent = shown.length ? "" : t().casesEmpty;
@@ -110,6 +111,7 @@ async function load() {
     hasMap = await loadGrids();
     showMap();
   }
+  startPatrol(render);
   const allowed = answer.body.allowed || {};
   for (const c of answer.body.items || []) take({ case: c, allowed: allowed[c.id] || [] }, false);
 }
@@ -123,12 +125,15 @@ function applyLang() {
   document.documentElement.classList.toggle("large", large);
   fillFilters($("filters"), [...held.values()].map((h) => h.case));
   showMap();
+  renderPatrol();
+  relabelCamera();
   for (const h of held.values()) refill(h);
   render();
 }
 
 function clear() {
   held.clear();
+  stopPatrol();
   $("cases").replaceChildren();
   setCsrf(null);
   render();
@@ -152,6 +157,7 @@ document.addEventListener("DOMContentLoaded", () => {
     showMap();
     render();
   });
+  wireCameraDialog();
   $("shots-close").addEventListener("click", () => $("shots").close());
   applyLang();
   setInterval(() => {
@@ -163,6 +169,7 @@ document.addEventListener("DOMContentLoaded", () => {
 document.addEventListener("gridwatch:session", (event) => {
   clear();
   setCsrf(event.detail && event.detail.csrf);
+  setRole(event.detail && event.detail.role);
 });
 document.addEventListener("gridwatch:signedout", clear);
 document.addEventListener("gridwatch:live", load);
