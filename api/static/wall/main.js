@@ -4,6 +4,7 @@
 
 import { listCases, setCsrf, wallConfig } from "./api.js";
 import { fillActions, fillDepartments } from "./actions.js";
+import { fillPropose, hideAuthors, loadAuthors, setAuthorRole } from "./authors.js";
 import { compare, fillFilters, matches, readFilters } from "./filters.js";
 import { lang, setLang, t } from "./i18n.js";
 import { drawMap, loadGrids } from "./map.js";
@@ -42,6 +43,7 @@ function render() {
 function refill(h) {
   fillTile(h.tile, h.case, Date.now());
   fillActions(h.tile, h.case, h.allowed, (view) => take(view, false));
+  fillPropose(h.tile, h.case);
 }
 
 // A case as the API or the stream sent it: a new tile, or an update of the one it has (never an older state).
@@ -112,6 +114,7 @@ async function load() {
     showMap();
   }
   startPatrol(render);
+  loadAuthors();
   const allowed = answer.body.allowed || {};
   for (const c of answer.body.items || []) take({ case: c, allowed: allowed[c.id] || [] }, false);
 }
@@ -127,6 +130,7 @@ function applyLang() {
   showMap();
   renderPatrol();
   relabelCamera();
+  if (enabled) loadAuthors();
   for (const h of held.values()) refill(h);
   render();
 }
@@ -134,6 +138,7 @@ function applyLang() {
 function clear() {
   held.clear();
   stopPatrol();
+  hideAuthors();
   $("cases").replaceChildren();
   setCsrf(null);
   render();
@@ -170,6 +175,7 @@ document.addEventListener("gridwatch:session", (event) => {
   clear();
   setCsrf(event.detail && event.detail.csrf);
   setRole(event.detail && event.detail.role);
+  setAuthorRole(event.detail && event.detail.role);
 });
 document.addEventListener("gridwatch:signedout", clear);
 document.addEventListener("gridwatch:live", load);
