@@ -99,8 +99,9 @@ function openPictures(caseId) {
 
 async function load() {
   let answer = { body: null };
+  let offered = null;
   try {
-    const offered = await wallConfig();
+    offered = await wallConfig();
     if (offered !== null && offered.cases) answer = await listCases(LIMIT);
   } catch (err) {
     console.warn("gridwatch: loading the cases failed", err);
@@ -113,7 +114,7 @@ async function load() {
     hasMap = await loadGrids();
     showMap();
   }
-  startPatrol(render);
+  if (offered.patrol) startPatrol(render);
   loadAuthors();
   const allowed = answer.body.allowed || {};
   for (const c of answer.body.items || []) take({ case: c, allowed: allowed[c.id] || [] }, false);
