@@ -26,6 +26,7 @@ from api.routes import (
     session,
     stats,
     stream,
+    suppressions,
     wall,
     wall_config,
 )
@@ -60,6 +61,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
         intake_webhook,
         sensors,
         stats,
+        suppressions,
         evidence,
         stream,
         session,

@@ -52,8 +52,10 @@ from intake.handoff import QueuedSink
 from intake.redis_stream import StreamConsumer
 from intake.sink import IntakeSink
 from intake.store import EventStore
+from intake.suppressions import SuppressionStore
 from rules.categories import CategoryTable, default_categories, load_categories
 from rules.engine import RuleEngine
+from rules.exclusion import ExclusionTable
 from rules.registry import KINDS
 from rules.reload import RuleReloader
 from rules.ruleset import RuleSet
@@ -107,7 +109,8 @@ class RulesHolder:
 
     Rule state and incidents outlive a reload for rules whose definition did not change; the incidents of changed
     or removed rules are closed and handed to `deliver` (which says whether the intake took them); what it could
-    not take is tried again at every poll.
+    not take is tried again at every poll. `exclusions` reads the confirmed suppression masks; a change among them
+    is taken at the next poll (the rules stay as they are, with their state and incidents).
     """
 
     def __init__(
@@ -120,8 +123,11 @@ class RulesHolder:
         incidents: IncidentTracker | None = None,
         deliver: Callable[[IncidentChange, RuleFacts], bool] | None = None,
         state: RuleStateStore | None = None,
+        exclusions: Callable[[], ExclusionTable] | None = None,
     ) -> None:
         self._dir, self._labels = rules_dir, labels
+        self._read_exclusions = exclusions
+        self._exclusions: ExclusionTable = exclusions() if exclusions is not None else {}
         self._modes: dict[str, VisitKind] = {c.id: c.mode for c in cameras}
         # seconds between the frames of each burst camera's visits (and of a continuous camera's samples)
         self._spacing = {c.id: c.burst_span_s / (c.burst_frames - 1) for c in cameras if c.mode == "burst"}
@@ -141,7 +147,9 @@ class RulesHolder:
         self.warnings = self._warnings(self._engine)
 
     def _compile(self, ruleset: RuleSet) -> RuleEngine:
-        engine = RuleEngine(ruleset, self._labels, categories=self._categories, state=self.state)
+        engine = RuleEngine(
+            ruleset, self._labels, categories=self._categories, state=self.state, exclusions=self._exclusions
+        )
         errors, _ = engine.motion_problems(self._modes)
         if errors:
             raise ConfigError(errors)
@@ -193,6 +201,7 @@ class RulesHolder:
 
     def poll(self) -> None:
         self.flush_closes()
+        self._poll_exclusions()
         problems = self._reloader.reload([self._dir])
         if problems:
             if problems != self.errors:
@@ -211,6 +220,17 @@ class RulesHolder:
             self.errors = exc.problems
             return
         self._swap(engine, current.digest)
+
+    def _poll_exclusions(self) -> None:
+        """Recompile the running rules when the confirmed suppressions changed; the rules' state carries over."""
+        if self._read_exclusions is None:
+            return
+        found = self._read_exclusions()
+        if found == self._exclusions:
+            return
+        self._exclusions = found
+        self._engine = self._compile(self._engine.ruleset)
+        logger.info("suppressions reloaded: %d masks on %d (rule, camera)", sum(map(len, found.values())), len(found))
 
     def facts(self) -> dict[str, RuleFacts]:
         """What the events of the running rules say about their rule, by rule id."""
@@ -403,6 +423,7 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
         deliver=lambda change, facts: deliver_close(sink, change, facts, by_id, sensor_by_id),
         state=shared.rule_state() if shared else None,
         incidents=IncidentTracker(shared.incidents()) if shared else None,
+        exclusions=SuppressionStore(intake.cases).exclusions if intake is not None else None,
     )
     if isinstance(rules.state, InMemoryRuleState):
         load_rule_state(data / RULE_STATE_FILE, rules.engine(), rules.state)

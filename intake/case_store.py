@@ -40,6 +40,23 @@ logger = logging.getLogger(__name__)
 LOCAL = ZoneInfo("Asia/Shanghai")  # case numbers count per year of the city's calendar
 
 READ_POOL_SIZE = 4
+# proposed suppressions (`intake.suppressions`): beside the cases they come from
+SUPPRESSIONS_COLUMNS = """id TEXT PRIMARY KEY,
+            rule_id TEXT NOT NULL,
+            camera_id TEXT NOT NULL,
+            state TEXT NOT NULL,
+            case_id TEXT NOT NULL,
+            body TEXT NOT NULL"""
+SUPPRESSIONS_SQLITE = (
+    f"CREATE TABLE suppressions ({SUPPRESSIONS_COLUMNS}) WITHOUT ROWID",
+    "CREATE INDEX suppressions_state ON suppressions (state, rule_id, camera_id)",
+    "CREATE INDEX suppressions_case ON suppressions (case_id)",
+)
+SUPPRESSIONS_POSTGRES = (
+    f"CREATE TABLE suppressions ({SUPPRESSIONS_COLUMNS})",
+    "CREATE INDEX suppressions_state ON suppressions (state, rule_id, camera_id)",
+    "CREATE INDEX suppressions_case ON suppressions (case_id)",
+)
 SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         """CREATE TABLE cases (
@@ -76,6 +93,7 @@ SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " WITHOUT ROWID",
     ),
     tuple(OUTBOX_MIGRATION),
+    SUPPRESSIONS_SQLITE,
 )
 # PostgreSQL started with the schema SQLite reached at its version 2.
 POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -114,6 +132,7 @@ POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE case_incidents (incident_id TEXT PRIMARY KEY, case_id TEXT NOT NULL, last_event TEXT NOT NULL)",
         *POSTGRES_OUTBOX,
     ),
+    SUPPRESSIONS_POSTGRES,
 )
 MIGRATIONS: Migrations = {"sqlite": SQLITE_MIGRATIONS, "postgres": POSTGRES_MIGRATIONS}
 

@@ -17,9 +17,11 @@ from core.sensors import SensorObservation
 from core.types import Detections, Observation, ObservedFrame, Verdict, VisitKind
 from rules.arming import ArmingSchedule
 from rules.categories import CategoryTable
+from rules.exclusion import Exclusion, ExclusionTable
 from rules.kinds.base import CompileContext, CompiledRule, Labels, SensorCompiledRule
 from rules.registry import CameraRule, Rule, SensorRule, kind_of
 from rules.ruleset import RuleSet
+from rules.schema import ZoneFilter
 from rules.state import InMemoryRuleState, RuleStateStore
 
 logger = logging.getLogger(__name__)
@@ -86,7 +88,8 @@ class RuleEngine:
 
     Raises ConfigError (every problem as `file:line:col: path: message`) when a rule names a class that the model's
     labels lack or a category that the table lacks. `state` keeps what rules remember across visits; pass the same
-    store to the engine built after a hot reload so that unchanged rules keep theirs.
+    store to the engine built after a hot reload so that unchanged rules keep theirs. `exclusions` are the confirmed
+    suppression masks per (rule id, camera id): that rule never sees the detections anchored inside them.
     """
 
     def __init__(
@@ -96,6 +99,7 @@ class RuleEngine:
         *,
         categories: CategoryTable | None = None,
         state: RuleStateStore | None = None,
+        exclusions: ExclusionTable | None = None,
     ) -> None:
         self.ruleset = ruleset
         self.state: RuleStateStore = state if state is not None else InMemoryRuleState()
@@ -131,6 +135,13 @@ class RuleEngine:
         self._by_id: dict[str, Rule] = {e.rule.id: e.rule for e in entries}
         self._by_id |= {e.rule.id: e.rule for e in sensor_entries}
         self._by_camera: dict[str, tuple[_Entry, ...]] = {}
+        self.exclusions: ExclusionTable = dict(exclusions or {})
+        anchors = {e.rule.id: e.rule.anchor if isinstance(e.rule, ZoneFilter) else "center" for e in entries}
+        self._exclusions = {
+            (rule_id, camera_id): Exclusion(masks, anchors[rule_id])
+            for (rule_id, camera_id), masks in self.exclusions.items()
+            if rule_id in anchors and masks
+        }
         self._by_sensor: dict[str, tuple[_SensorEntry, ...]] = {}
 
     @property
@@ -216,8 +227,10 @@ class RuleEngine:
                 outcomes.append(RuleOutcome(e.rule, e.fingerprint, False, []))
                 continue
             state = self.state.get(e.fingerprint, obs.camera_id)
+            exclusion = self._exclusions.get((e.rule.id, obs.camera_id))
             try:
-                result = e.compiled.evaluate(obs, state)
+                seen = exclusion.apply(obs) if exclusion is not None else obs
+                result = e.compiled.evaluate(seen, state)
             except Exception:  # loop boundary: one rule's failure is not the camera's, nor the other rules'
                 logger.exception("rule %s failed on camera %s; its state is kept as it was", e.rule.id, obs.camera_id)
                 continue

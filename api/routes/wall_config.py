@@ -20,8 +20,13 @@ class WallConfig(BaseModel):
 
     cases: bool = Field(description="the server keeps cases: the wall shows case tiles (else incident tiles)")
     live_cases: bool = Field(description="case changes come on the live stream as `event: case` messages")
+    patrol: bool = Field(default=False, description="this server runs the patrol: the wall shows its panel")
 
 
 @router.get("/wall", operation_id="wall_config", responses=AUTH_ERRORS)
 def wall_config(_caller: ViewerDep, deps: DepsDep) -> WallConfig:
-    return WallConfig(cases=deps.cases is not None, live_cases=deps.cases is not None and deps.case_bus is not None)
+    return WallConfig(
+        cases=deps.cases is not None,
+        live_cases=deps.cases is not None and deps.case_bus is not None,
+        patrol=deps.patrol is not None,
+    )

@@ -71,6 +71,7 @@ JSON_BODIES = frozenset(
         ("POST", "/api/v1/cases/{case_id}/actions/{action}"),
         ("POST", "/api/v1/sensors/{sensor_id}/readings"),
         ("POST", "/api/v1/session"),
+        ("POST", "/api/v1/suppressions"),
     }
 )
 CHECKS = [

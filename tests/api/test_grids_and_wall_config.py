@@ -38,7 +38,11 @@ def test_the_grid_map_is_served_as_geojson_multipolygons(with_grids: TestClient)
     assert first["geometry"]["type"] == "MultiPolygon"
     ring = first["geometry"]["coordinates"][0][0]
     assert ring[0] == ring[-1] and ring[0] == [121.4722, 31.2302]
-    assert with_grids.get("/api/v1/wall", headers=bearer("viewer")).json() == {"cases": True, "live_cases": True}
+    assert with_grids.get("/api/v1/wall", headers=bearer("viewer")).json() == {
+        "cases": True,
+        "live_cases": True,
+        "patrol": False,
+    }
 
 
 def test_without_cases_the_map_is_empty_and_the_wall_shows_incidents(secured: TestClient) -> None:
@@ -46,4 +50,8 @@ def test_without_cases_the_map_is_empty_and_the_wall_shows_incidents(secured: Te
         "type": "FeatureCollection",
         "features": [],
     }
-    assert secured.get("/api/v1/wall", headers=bearer("viewer")).json() == {"cases": False, "live_cases": False}
+    assert secured.get("/api/v1/wall", headers=bearer("viewer")).json() == {
+        "cases": False,
+        "live_cases": False,
+        "patrol": False,
+    }

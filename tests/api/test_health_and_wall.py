@@ -60,6 +60,10 @@ def test_operation_ids_are_stable(client: TestClient) -> None:
         "post_sensor_readings",
         "wall_config",
         "grid_map",
+        "propose_suppression",
+        "list_suppressions",
+        "confirm_suppression",
+        "reject_suppression",
     }
 
 

@@ -24,21 +24,27 @@ export async function listCases(limit) {
   return { status: response.status, body: await response.json() };
 }
 
-// {ok: true, view} or {ok: false, status, detail, allowed}: the API's own reason for a refusal.
-export async function act(caseId, action, body) {
+// POST `path` with a JSON body: {ok: true, body} or {ok: false, status, detail, allowed}, the API's own reason.
+export async function send(path, body) {
   const headers = { Accept: "application/json", "Content-Type": "application/json" };
   if (csrf) headers["X-CSRF-Token"] = csrf;
-  const response = await fetch(API + "/cases/" + encodeURIComponent(caseId) + "/actions/" + encodeURIComponent(action), {
-    method: "POST", headers, body: JSON.stringify(body || {}),
-  });
+  const response = await fetch(API + path, { method: "POST", headers, body: JSON.stringify(body || {}) });
   let answer = null;
   try {
     answer = await response.json();
   } catch (err) {
     answer = null;
   }
-  if (response.ok) return { ok: true, view: answer };
+  if (response.ok) return { ok: true, body: answer };
   const detail = answer && typeof answer.detail === "string" ? answer.detail : "HTTP " + response.status;
   const allowed = answer && Array.isArray(answer.allowed) ? answer.allowed : null;
   return { ok: false, status: response.status, detail, allowed };
 }
+
+// {ok: true, view} or {ok: false, status, detail, allowed}: the API's own reason for a refusal.
+export async function act(caseId, action, body) {
+  const answer = await send("/cases/" + encodeURIComponent(caseId) + "/actions/" + encodeURIComponent(action), body);
+  return answer.ok ? { ok: true, view: answer.body } : answer;
+}
+
+export const visitCamera = (cameraId) => send("/cameras/" + encodeURIComponent(cameraId) + "/visit", {});

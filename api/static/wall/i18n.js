@@ -9,6 +9,16 @@ export const TEXT = {
     ok: "确定", cancel: "取消", refused: "操作被拒绝：", allowedNow: "当前可执行：", none: "无",
     failed: "请求失败，请重试。", yellow: "黄牌", red: "红牌",
     ask: { dispatch: "派往部门", note: "备注内容", duplicate: "重复的案件编号 (ID)", extend: "延期工作日", reject: "原因" },
+    patrol: {
+      title: "巡查", coverage: "按期覆盖", p95: "复查间隔 p95", inflight: "巡查中", offline: "离线摄像头", workers: "巡查进程",
+      downFor: "离线", failures: "连续失败", never: "从未巡查", health: "状态", grid: "网格", lastVisit: "上次巡查",
+      lastError: "最近错误", revisit: "复查目标", visitNow: "立即巡查", queued: "已加入巡查队列",
+      healths: { unknown: "未知", online: "在线", degraded: "不稳定", offline: "离线" },
+    },
+    sup: {
+      propose: "建议屏蔽此区域", proposed: "已提交屏蔽建议", title: "误报与屏蔽", rate: "误报率", cases: "案件",
+      confirm: "确认", reject: "驳回", none: "暂无屏蔽建议", states: { proposed: "待确认", confirmed: "已生效", rejected: "已驳回" },
+    },
     sev: { urgent: "紧急", normal: "一般" },
     states: {
       reported: "上报", accepted: "受理", filed: "立案", dispatched: "已派遣", handling: "处置中", handled: "处置完成",
@@ -30,6 +40,18 @@ export const TEXT = {
     photo: "Photo", ok: "OK", cancel: "Cancel", refused: "Refused: ", allowedNow: "Allowed now: ", none: "none",
     failed: "The request failed. Try again.", yellow: "Yellow card", red: "Red card",
     ask: { dispatch: "Department", note: "Note", duplicate: "Id of the case it repeats", extend: "Working days", reject: "Reason" },
+    patrol: {
+      title: "Patrol", coverage: "Within target", p95: "Revisit p95", inflight: "Visits in flight", offline: "Cameras offline",
+      workers: "Workers alive", downFor: "offline for", failures: "failures in a row", never: "never visited",
+      health: "Health", grid: "Grid", lastVisit: "Last visit", lastError: "Last error", revisit: "Revisit target",
+      visitNow: "Visit now", queued: "Visit queued",
+      healths: { unknown: "Unknown", online: "Online", degraded: "Degraded", offline: "Offline" },
+    },
+    sup: {
+      propose: "Propose a suppression", proposed: "Suppression proposed", title: "False alarms and suppressions",
+      rate: "False-alarm rate", cases: "cases", confirm: "Confirm", reject: "Reject", none: "No suppressions",
+      states: { proposed: "Proposed", confirmed: "Confirmed", rejected: "Rejected" },
+    },
     sev: { urgent: "Urgent", normal: "Normal" },
     states: {
       reported: "Reported", accepted: "Accepted", filed: "Filed", dispatched: "Dispatched", handling: "Handling",

@@ -4,9 +4,11 @@
 
 import { listCases, setCsrf, wallConfig } from "./api.js";
 import { fillActions, fillDepartments } from "./actions.js";
+import { fillPropose, hideAuthors, loadAuthors, setAuthorRole } from "./authors.js";
 import { compare, fillFilters, matches, readFilters } from "./filters.js";
 import { lang, setLang, t } from "./i18n.js";
 import { drawMap, loadGrids } from "./map.js";
+import { openCamera, patrolCameras, relabelCamera, renderPatrol, setRole, startPatrol, stopPatrol, wireCameraDialog } from "./patrol.js";
 import { chime, isMuted, setMuted } from "./sound.js";
 import { buildTile, fillTile, showPictures } from "./tiles.js";
 
@@ -32,7 +34,7 @@ function render() {
   });
   const keep = new Set(shown.map((h) => h.tile));
   for (const child of [...grid.children]) if (!keep.has(child)) child.remove();
-  if (hasMap && mapShown) drawMap($("map"), shown.map((h) => h.case), pick);
+  if (hasMap && mapShown) drawMap($("map"), shown.map((h) => h.case), pick, patrolCameras(), openCamera);
   $("case-count").textContent = String(shown.length);
   $("case-total").textContent = String(held.size);
   $("cases-empty").textContent = shown.length ? "" : t().casesEmpty;
@@ -41,6 +43,7 @@ function render() {
 function refill(h) {
   fillTile(h.tile, h.case, Date.now());
   fillActions(h.tile, h.case, h.allowed, (view) => take(view, false));
+  fillPropose(h.tile, h.case);
 }
 
 // A case as the API or the stream sent it: a new tile, or an update of the one it has (never an older state).
@@ -96,8 +99,9 @@ function openPictures(caseId) {
 
 async function load() {
   let answer = { body: null };
+  let offered = null;
   try {
-    const offered = await wallConfig();
+    offered = await wallConfig();
     if (offered !== null && offered.cases) answer = await listCases(LIMIT);
   } catch (err) {
     console.warn("gridwatch: loading the cases failed", err);
@@ -110,6 +114,8 @@ async function load() {
     hasMap = await loadGrids();
     showMap();
   }
+  if (offered.patrol) startPatrol(render);
+  loadAuthors();
   const allowed = answer.body.allowed || {};
   for (const c of answer.body.items || []) take({ case: c, allowed: allowed[c.id] || [] }, false);
 }
@@ -123,12 +129,17 @@ function applyLang() {
   document.documentElement.classList.toggle("large", large);
   fillFilters($("filters"), [...held.values()].map((h) => h.case));
   showMap();
+  renderPatrol();
+  relabelCamera();
+  if (enabled) loadAuthors();
   for (const h of held.values()) refill(h);
   render();
 }
 
 function clear() {
   held.clear();
+  stopPatrol();
+  hideAuthors();
   $("cases").replaceChildren();
   setCsrf(null);
   render();
@@ -152,6 +163,7 @@ document.addEventListener("DOMContentLoaded", () => {
     showMap();
     render();
   });
+  wireCameraDialog();
   $("shots-close").addEventListener("click", () => $("shots").close());
   applyLang();
   setInterval(() => {
@@ -163,6 +175,8 @@ document.addEventListener("DOMContentLoaded", () => {
 document.addEventListener("gridwatch:session", (event) => {
   clear();
   setCsrf(event.detail && event.detail.csrf);
+  setRole(event.detail && event.detail.role);
+  setAuthorRole(event.detail && event.detail.role);
 });
 document.addEventListener("gridwatch:signedout", clear);
 document.addEventListener("gridwatch:live", load);

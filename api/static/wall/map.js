@@ -56,8 +56,28 @@ function where(c) {
   return grid ? grid.centre : null;
 }
 
-// Draw the grids and `cases` (those the filters show) into `root` (an <svg>); `onPick(caseId)` on a dot's click.
-export function drawMap(root, cases, onPick) {
+// A camera as a small square, coloured by its health; `onCamera(cameraId)` on a click or Enter.
+function cameraMark(c, onCamera) {
+  const [x, y] = project(c.lon, c.lat);
+  const half = Math.max(SIZE, frame.height) / 90;
+  const mark = svg("rect", {
+    x: (x - half).toFixed(1), y: (y - half).toFixed(1), width: (2 * half).toFixed(1), height: (2 * half).toFixed(1),
+    "data-camera": c.id, "data-health": c.health, tabindex: 0, role: "button",
+  });
+  mark.classList.add("dot-camera", "health-" + String(c.health));
+  const title = svg("title");
+  title.textContent = String(c.name || c.id) + " · " + (t().patrol.healths[c.health] || String(c.health));
+  mark.append(title);
+  mark.addEventListener("click", () => onCamera(c.id));
+  mark.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") onCamera(c.id);
+  });
+  return mark;
+}
+
+// Draw the grids, `cameras` (those with a place) and `cases` (those the filters show) into `root` (an <svg>);
+// `onPick(caseId)` on a case dot's click, `onCamera(cameraId)` on a camera's.
+export function drawMap(root, cases, onPick, cameras = [], onCamera = () => {}) {
   if (frame === null) return;
   const pad = 12;
   root.setAttribute("viewBox", [-pad, -pad, SIZE + 2 * pad, frame.height + 2 * pad].join(" "));
@@ -95,6 +115,10 @@ export function drawMap(root, cases, onPick) {
     });
     dots.append(dot);
   }
-  root.replaceChildren(base, dots);
+  const cams = svg("g", { class: "cameras" });
+  for (const c of cameras) {
+    if (typeof c.lon === "number" && typeof c.lat === "number") cams.append(cameraMark(c, onCamera));
+  }
+  root.replaceChildren(base, cams, dots);
   root.setAttribute("aria-label", t().map);
 }
