@@ -41,6 +41,7 @@ from ingest.gating import ChangeGate
 from ingest.grabber import Grabber, GrabTimeouts
 from ingest.health import RULE as HEALTH_RULE
 from ingest.health import RULE_ID, CameraHealthIncidents
+from ingest.linkage import EvidenceRequests, link_cameras
 from ingest.patrol import Patrol
 from ingest.scheduler import BackoffPolicy, HealthChange
 from ingest.sensor_ingest import place_of_sensor
@@ -256,6 +257,7 @@ class Runtime:
     handoff: QueuedSink | None = None
     stream: StreamConsumer | None = None  # patrol.backend redis: the workers' events, into this intake
     sensors: Sensors | None = None
+    linkage: EvidenceRequests | None = None  # sensor alarms waiting for their linked cameras' snapshots
 
     def start(self) -> None:
         if self.intake is not None:
@@ -326,6 +328,8 @@ class Runtime:
         if self.stream is not None:
             intake = {**intake, "stream": self.stream.health()}
         sensors = self.sensors.health() if self.sensors is not None else None
+        if sensors is not None and self.linkage is not None:
+            sensors = {**sensors, "linkage": self.linkage.report()}
         return {
             **self.patrol.health(),
             "inference": inference,
@@ -422,6 +426,7 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
         clock=clock,
         jpeg_quality=settings.evidence.jpeg_quality,
         gate=ChangeGate(settings.gating),
+        evidence=EvidenceRequests(),
     )
     backoff = BackoffPolicy(base_s=p.backoff_base_s, max_s=p.backoff_max_s, offline_after=p.offline_after_failures)
     scheduler = make_scheduler(
@@ -443,8 +448,21 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
     telemetries = Telemetries(lambda: batcher.queue_depth, handoff, store=store)
     if intake is not None:
         telemetries.outbox, telemetries.feed = intake.outbox, intake.feed
+    linked = pipeline.evidence
+
+    def on_sensor_open(sensor: Sensor, event: Event) -> None:
+        if linked is not None and sensor.cameras:
+            link_cameras(linked, scheduler.request_visit, sensor.cameras, event, clock.now())
+
     sensors = build_sensors(
-        config_dir, settings.sensors, list(by_id), rules.engine, sink, clock, incidents=rules.incidents
+        config_dir,
+        settings.sensors,
+        list(by_id),
+        rules.engine,
+        sink,
+        clock,
+        incidents=rules.incidents,
+        on_open=on_sensor_open,
     )
     if sensors is not None:
         sensor_by_id.update(sensors.ingest.sensors)
@@ -487,6 +505,7 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
         handoff,
         stream,
         sensors,
+        linked,
     )
     runtime_ref.append(runtime)
     logger.info("%d cameras, %d rules, model %s", len(cameras), len(rules.engine().ruleset.rules), detector.name)

@@ -16,10 +16,11 @@ from core.clock import Clock
 from core.events import Event
 from core.sink import EventSink, SinkBusyError
 from core.types import Detections, Frame, Image, Observation, ObservedFrame
-from incidents.events import VERBS, Place, RuleFacts, Sighting, incident_event, snapshot_of
+from incidents.events import VERBS, Place, RuleFacts, Sighting, frame_snapshot, incident_event, snapshot_of
 from incidents.tracker import IncidentChange, IncidentPolicy, IncidentTracker
 from ingest.cameras import Camera
 from ingest.gating import ChangeGate, GateDecision
+from ingest.linkage import EvidenceRequests, evidence_event
 from rules.engine import RuleOutcome
 from rules.registry import Rule
 
@@ -114,6 +115,8 @@ class VisitPipeline:
     # change gating of keyframe visits; None: every visit is analysed. Bursts and continuous visits are always
     # analysed: their rules follow motion within the visit, which a comparison with one old frame cannot stand for
     gate: ChangeGate | None = None
+    # sensor alarms waiting for a look from their linked cameras (`ingest.linkage`); None: no linkage
+    evidence: EvidenceRequests | None = None
 
     def visit(self, camera: Camera, seq: int) -> VisitResult:
         frames, grab = self._grab(camera, seq)
@@ -146,6 +149,8 @@ class VisitPipeline:
         t2 = time.perf_counter()
         changes = [(o.rule, c) for o in outcomes for c in self._incidents(o, camera.id, obs)]
         events = [e for rule, change in changes if (e := self._emit(camera, obs, rule, change)) is not None]
+        if self.evidence is not None:
+            events += self._answer(camera, obs.frames[-1], self.evidence)
         t3 = time.perf_counter()
         cost = VisitCost(
             connect=grab.connect,
@@ -201,6 +206,31 @@ class VisitPipeline:
         verb = VERBS[change.state]
         logger.info("incident %s %s: camera %s rule %s %s", change.incident_id, verb, camera.id, rule.id, event.reason)
         return event
+
+    def _answer(self, camera: Camera, frame: ObservedFrame, requests: EvidenceRequests) -> list[Event]:
+        """The frame as evidence of each sensor incident that asked this camera to look (taken after its alarm)."""
+        events = []
+        for request in requests.take(camera.id, frame.captured_at):
+            try:
+                caption = f"{camera.id} for {request.event.sensor_id} {frame.captured_at:%Y-%m-%d %H:%M:%S}Z"
+                sighting = Sighting(frame.image, frame.detections, self.detector.labels, self.detector.name)
+                snapshot = frame_snapshot(sighting, caption, self.jpeg_quality)
+                event = evidence_event(request, snapshot, camera.name, frame.captured_at)
+                self.sink.emit(event, snapshot.blobs)
+            except SinkBusyError as exc:  # back-pressure: the camera's next visit answers it
+                requests.add(camera.id, request.event, request.since)
+                logger.warning(
+                    "camera %s: evidence for incident %s held back: %s", camera.id, request.event.incident_id, exc
+                )
+                continue
+            except Exception:  # the intake's failure: the camera stays healthy, the request is given up
+                logger.exception(
+                    "camera %s: evidence for incident %s not delivered", camera.id, request.event.incident_id
+                )
+                continue
+            logger.info("incident %s: evidence from linked camera %s", request.event.incident_id, camera.id)
+            events.append(event)
+        return events
 
 
 def median_cost(costs: Sequence[VisitCost]) -> VisitCost:
