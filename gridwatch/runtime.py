@@ -43,6 +43,7 @@ from ingest.health import RULE as HEALTH_RULE
 from ingest.health import RULE_ID, CameraHealthIncidents
 from ingest.linkage import EvidenceRequests, link_cameras
 from ingest.patrol import Patrol
+from ingest.recheck import DelayedRequests, Rechecks
 from ingest.scheduler import BackoffPolicy, HealthChange
 from ingest.sensor_ingest import place_of_sensor
 from ingest.sensors import Sensor
@@ -258,6 +259,8 @@ class Runtime:
     stream: StreamConsumer | None = None  # patrol.backend redis: the workers' events, into this intake
     sensors: Sensors | None = None
     linkage: EvidenceRequests | None = None  # sensor alarms waiting for their linked cameras' snapshots
+    delayed: DelayedRequests | None = None  # re-check visits asked for later
+    rechecks: Rechecks | None = None
 
     def start(self) -> None:
         if self.intake is not None:
@@ -296,6 +299,8 @@ class Runtime:
 
     def stop(self) -> None:
         self.stop_event.set()
+        if self.delayed is not None:
+            self.delayed.close()
         if self.sensors is not None:
             self.sensors.stop()
         self.patrol.stop()
@@ -336,6 +341,7 @@ class Runtime:
             "rules": self.rules.status(),
             "intake": intake,
             "sensors": sensors,
+            "rechecks": self.rechecks.report() if self.rechecks is not None else None,
         }
 
 
@@ -436,6 +442,8 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
         lambda: clock.now().timestamp(),
         backoff,
     )
+    delayed = DelayedRequests(scheduler.request_visit)  # re-check visits before filing, `recheck.after_s` later
+    pipeline.rechecks = Rechecks(delayed.later)
     patrol = Patrol(
         scheduler,
         pipeline,
@@ -506,6 +514,8 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
         stream,
         sensors,
         linked,
+        delayed,
+        pipeline.rechecks,
     )
     runtime_ref.append(runtime)
     logger.info("%d cameras, %d rules, model %s", len(cameras), len(rules.engine().ruleset.rules), detector.name)

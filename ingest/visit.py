@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -21,6 +21,7 @@ from incidents.tracker import IncidentChange, IncidentPolicy, IncidentTracker
 from ingest.cameras import Camera
 from ingest.gating import ChangeGate, GateDecision
 from ingest.linkage import EvidenceRequests, evidence_event
+from ingest.recheck import Rechecks
 from rules.engine import RuleOutcome
 from rules.registry import Rule
 
@@ -117,6 +118,8 @@ class VisitPipeline:
     gate: ChangeGate | None = None
     # sensor alarms waiting for a look from their linked cameras (`ingest.linkage`); None: no linkage
     evidence: EvidenceRequests | None = None
+    # snapshots of incidents held for a re-check before filing (rules with `recheck`), and the delayed visits
+    rechecks: Rechecks = field(default_factory=Rechecks)
 
     def visit(self, camera: Camera, seq: int) -> VisitResult:
         frames, grab = self._grab(camera, seq)
@@ -187,12 +190,31 @@ class VisitPipeline:
         return self.incidents.observe(rule.id, outcome.fingerprint, camera_id, policy, outcome.fired, obs.at)
 
     def _emit(self, camera: Camera, obs: Observation, rule: Rule, change: IncidentChange) -> Event | None:
+        if change.recheck == "dropped":
+            self.rechecks.drop(change.incident_id)
+            logger.info(
+                "incident %s dropped: camera %s rule %s %s", change.incident_id, camera.id, rule.id, change.reason
+            )
+            return None
         try:
             snapshot = None
             if change.verdict is not None:
                 frame = obs.frames[change.verdict.frame]
                 sighting = Sighting(frame.image, frame.detections, self.detector.labels, self.detector.name)
                 snapshot = snapshot_of(change, sighting, self.jpeg_quality)
+            if change.recheck == "held" and snapshot is not None:
+                after_s = IncidentPolicy.of(rule).recheck_s or 0.0
+                self.rechecks.hold(change.incident_id, camera.id, snapshot, after_s)
+                logger.info(
+                    "incident %s held for a re-check in %.0f s: camera %s rule %s",
+                    change.incident_id,
+                    after_s,
+                    camera.id,
+                    rule.id,
+                )
+                return None
+            if change.recheck == "confirmed" and snapshot is not None:
+                snapshot = self.rechecks.confirm(change.incident_id, snapshot)
             event = incident_event(change, facts_of(rule), place_of(camera), snapshot, self.detector.name)
             self.sink.emit(event, {} if snapshot is None else snapshot.blobs)
         except SinkBusyError as exc:  # back-pressure: the next visit hands it off again
@@ -203,6 +225,8 @@ class VisitPipeline:
             self.incidents.undeliver(change)  # not delivered: the next visit tries again
             logger.exception("incident %s of camera %s rule %s not delivered", change.incident_id, camera.id, rule.id)
             return None
+        if change.recheck == "confirmed":
+            self.rechecks.filed(change.incident_id)
         verb = VERBS[change.state]
         logger.info("incident %s %s: camera %s rule %s %s", change.incident_id, verb, camera.id, rule.id, event.reason)
         return event
