@@ -36,6 +36,7 @@ from gridwatch.rulestate import RULE_STATE_FILE, load_rule_state, save_rule_stat
 from gridwatch.sensors_setup import Sensors, build_sensors
 from incidents.events import RuleFacts, incident_event
 from incidents.tracker import IncidentChange, IncidentTracker
+from ingest.camera_check import CameraChecks, CheckRequest, CheckResult
 from ingest.cameras import Camera, load_cameras
 from ingest.gating import ChangeGate
 from ingest.grabber import Grabber, GrabTimeouts
@@ -49,6 +50,8 @@ from ingest.sensor_ingest import place_of_sensor
 from ingest.sensors import Sensor
 from ingest.visit import VisitPipeline, facts_of, place_of
 from intake.bus import CaseBus, EventBus
+from intake.camera_check import camera_checked
+from intake.case_model import Case, CaseState, Source
 from intake.evidence import EvidenceStore
 from intake.handoff import QueuedSink
 from intake.redis_stream import StreamConsumer
@@ -393,8 +396,19 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
     sensor_by_id: dict[str, Sensor] = {}
     categories = load_categories(config_dir)
     case_bus = CaseBus()  # the wall's live case tiles; its streams end with `bus`'s at stop
+    checks = CameraChecks()
+
+    def on_case(case: Case) -> None:
+        case_bus.publish(case)
+        camera_id = case.reporter.camera_id
+        if case.state != CaseState.handled or case.source != Source.camera or camera_id not in by_id:
+            return
+        request = CheckRequest(case.id, camera_id, case.reporter.rule_id, case.zone, clock.now())
+        if checks.add(request) and not scheduler.request_visit(camera_id):
+            logger.info("case %s: camera %s is not in the round; its next frame checks it", case.number, camera_id)
+
     intake = (
-        build_intake(config_dir, settings, store, categories, clock, on_change=case_bus.publish)
+        build_intake(config_dir, settings, store, categories, clock, on_change=on_case)
         if settings.intake.cases
         else None
     )
@@ -442,6 +456,9 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
         lambda: clock.now().timestamp(),
         backoff,
     )
+    if intake is not None:
+        checks.on_result = lambda result: _apply_check(intake, evidence, result)
+        pipeline.checks = checks
     delayed = DelayedRequests(scheduler.request_visit)  # re-check visits before filing, `recheck.after_s` later
     pipeline.rechecks = Rechecks(delayed.later)
     patrol = Patrol(
@@ -531,6 +548,18 @@ class NotifyingSink:
     def emit(self, event: Event, blobs: Mapping[str, bytes]) -> None:
         self._sink.emit(event, blobs)
         self._notify()
+
+
+def _apply_check(intake: Intake, evidence: EvidenceStore, result: CheckResult) -> None:
+    """A camera's check of a handled case: its frames into the evidence store, then the case's step."""
+    for key, data in result.snapshot.blobs.items():
+        evidence.put_keyed(key, data)
+    request = result.request
+    case = camera_checked(
+        intake.cases, request.case_id, request.camera_id, result.still_there, result.snapshot.evidence, result.at
+    )
+    if case is not None:
+        logger.info("case %s checked by camera %s: %s", case.number, request.camera_id, case.state.value)
 
 
 def _secret(value: SecretStr | None) -> str | None:

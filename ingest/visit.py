@@ -18,6 +18,7 @@ from core.sink import EventSink, SinkBusyError
 from core.types import Detections, Frame, Image, Observation, ObservedFrame
 from incidents.events import VERBS, Place, RuleFacts, Sighting, frame_snapshot, incident_event, snapshot_of
 from incidents.tracker import IncidentChange, IncidentPolicy, IncidentTracker
+from ingest.camera_check import CameraChecks, CheckResult
 from ingest.cameras import Camera
 from ingest.gating import ChangeGate, GateDecision
 from ingest.linkage import EvidenceRequests, evidence_event
@@ -120,6 +121,8 @@ class VisitPipeline:
     evidence: EvidenceRequests | None = None
     # snapshots of incidents held for a re-check before filing (rules with `recheck`), and the delayed visits
     rechecks: Rechecks = field(default_factory=Rechecks)
+    # handled camera cases waiting for their camera to look again (`ingest.camera_check`); None: no checks
+    checks: CameraChecks | None = None
 
     def visit(self, camera: Camera, seq: int) -> VisitResult:
         frames, grab = self._grab(camera, seq)
@@ -154,6 +157,8 @@ class VisitPipeline:
         events = [e for rule, change in changes if (e := self._emit(camera, obs, rule, change)) is not None]
         if self.evidence is not None:
             events += self._answer(camera, obs.frames[-1], self.evidence)
+        if self.checks is not None:
+            self._check(camera, obs.frames[-1], outcomes, self.checks)
         t3 = time.perf_counter()
         cost = VisitCost(
             connect=grab.connect,
@@ -230,6 +235,17 @@ class VisitPipeline:
         verb = VERBS[change.state]
         logger.info("incident %s %s: camera %s rule %s %s", change.incident_id, verb, camera.id, rule.id, event.reason)
         return event
+
+    def _check(self, camera: Camera, frame: ObservedFrame, outcomes: list[RuleOutcome], checks: CameraChecks) -> None:
+        """Re-evaluate, for each handled case of this camera, whether its rule still fires in its zone."""
+        by_rule = {o.rule.id: o for o in outcomes}
+        for request in checks.take(camera.id, frame.captured_at, set(by_rule)):
+            fired = by_rule[request.rule_id].fired
+            still = any(v.fired and (v.zone or None) == (request.zone or None) for v in fired)
+            caption = f"{camera.id} check {request.rule_id} {frame.captured_at:%Y-%m-%d %H:%M:%S}Z"
+            sighting = Sighting(frame.image, frame.detections, self.detector.labels, self.detector.name)
+            snapshot = frame_snapshot(sighting, caption, self.jpeg_quality)
+            checks.answer(CheckResult(request, still, snapshot, frame.captured_at))
 
     def _answer(self, camera: Camera, frame: ObservedFrame, requests: EvidenceRequests) -> list[Event]:
         """The frame as evidence of each sensor incident that asked this camera to look (taken after its alarm)."""
