@@ -36,17 +36,22 @@ from gridwatch.rulestate import RULE_STATE_FILE, load_rule_state, save_rule_stat
 from gridwatch.sensors_setup import Sensors, build_sensors
 from incidents.events import RuleFacts, incident_event
 from incidents.tracker import IncidentChange, IncidentTracker
+from ingest.camera_check import CameraChecks, CheckRequest, CheckResult
 from ingest.cameras import Camera, load_cameras
 from ingest.gating import ChangeGate
 from ingest.grabber import Grabber, GrabTimeouts
 from ingest.health import RULE as HEALTH_RULE
 from ingest.health import RULE_ID, CameraHealthIncidents
+from ingest.linkage import EvidenceRequests, link_cameras
 from ingest.patrol import Patrol
+from ingest.recheck import DelayedRequests, Rechecks
 from ingest.scheduler import BackoffPolicy, HealthChange
 from ingest.sensor_ingest import place_of_sensor
 from ingest.sensors import Sensor
 from ingest.visit import VisitPipeline, facts_of, place_of
 from intake.bus import CaseBus, EventBus
+from intake.camera_check import camera_checked
+from intake.case_model import Case, CaseState, Source
 from intake.evidence import EvidenceStore
 from intake.handoff import QueuedSink
 from intake.redis_stream import StreamConsumer
@@ -276,6 +281,9 @@ class Runtime:
     handoff: QueuedSink | None = None
     stream: StreamConsumer | None = None  # patrol.backend redis: the workers' events, into this intake
     sensors: Sensors | None = None
+    linkage: EvidenceRequests | None = None  # sensor alarms waiting for their linked cameras' snapshots
+    delayed: DelayedRequests | None = None  # re-check visits asked for later
+    rechecks: Rechecks | None = None
 
     def start(self) -> None:
         if self.intake is not None:
@@ -314,6 +322,8 @@ class Runtime:
 
     def stop(self) -> None:
         self.stop_event.set()
+        if self.delayed is not None:
+            self.delayed.close()
         if self.sensors is not None:
             self.sensors.stop()
         self.patrol.stop()
@@ -346,12 +356,15 @@ class Runtime:
         if self.stream is not None:
             intake = {**intake, "stream": self.stream.health()}
         sensors = self.sensors.health() if self.sensors is not None else None
+        if sensors is not None and self.linkage is not None:
+            sensors = {**sensors, "linkage": self.linkage.report()}
         return {
             **self.patrol.health(),
             "inference": inference,
             "rules": self.rules.status(),
             "intake": intake,
             "sensors": sensors,
+            "rechecks": self.rechecks.report() if self.rechecks is not None else None,
         }
 
 
@@ -403,8 +416,19 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
     sensor_by_id: dict[str, Sensor] = {}
     categories = load_categories(config_dir)
     case_bus = CaseBus()  # the wall's live case tiles; its streams end with `bus`'s at stop
+    checks = CameraChecks()
+
+    def on_case(case: Case) -> None:
+        case_bus.publish(case)
+        camera_id = case.reporter.camera_id
+        if case.state != CaseState.handled or case.source != Source.camera or camera_id not in by_id:
+            return
+        request = CheckRequest(case.id, camera_id, case.reporter.rule_id, case.zone, clock.now())
+        if checks.add(request) and not scheduler.request_visit(camera_id):
+            logger.info("case %s: camera %s is not in the round; its next frame checks it", case.number, camera_id)
+
     intake = (
-        build_intake(config_dir, settings, store, categories, clock, on_change=case_bus.publish)
+        build_intake(config_dir, settings, store, categories, clock, on_change=on_case)
         if settings.intake.cases
         else None
     )
@@ -443,6 +467,7 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
         clock=clock,
         jpeg_quality=settings.evidence.jpeg_quality,
         gate=ChangeGate(settings.gating),
+        evidence=EvidenceRequests(),
     )
     backoff = BackoffPolicy(base_s=p.backoff_base_s, max_s=p.backoff_max_s, offline_after=p.offline_after_failures)
     scheduler = make_scheduler(
@@ -452,6 +477,11 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
         lambda: clock.now().timestamp(),
         backoff,
     )
+    if intake is not None:
+        checks.on_result = lambda result: _apply_check(intake, evidence, result)
+        pipeline.checks = checks
+    delayed = DelayedRequests(scheduler.request_visit)  # re-check visits before filing, `recheck.after_s` later
+    pipeline.rechecks = Rechecks(delayed.later)
     patrol = Patrol(
         scheduler,
         pipeline,
@@ -464,8 +494,21 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
     telemetries = Telemetries(lambda: batcher.queue_depth, handoff, store=store)
     if intake is not None:
         telemetries.outbox, telemetries.feed = intake.outbox, intake.feed
+    linked = pipeline.evidence
+
+    def on_sensor_open(sensor: Sensor, event: Event) -> None:
+        if linked is not None and sensor.cameras:
+            link_cameras(linked, scheduler.request_visit, sensor.cameras, event, clock.now())
+
     sensors = build_sensors(
-        config_dir, settings.sensors, list(by_id), rules.engine, sink, clock, incidents=rules.incidents
+        config_dir,
+        settings.sensors,
+        list(by_id),
+        rules.engine,
+        sink,
+        clock,
+        incidents=rules.incidents,
+        on_open=on_sensor_open,
     )
     if sensors is not None:
         sensor_by_id.update(sensors.ingest.sensors)
@@ -508,6 +551,9 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
         handoff,
         stream,
         sensors,
+        linked,
+        delayed,
+        pipeline.rechecks,
     )
     runtime_ref.append(runtime)
     logger.info("%d cameras, %d rules, model %s", len(cameras), len(rules.engine().ruleset.rules), detector.name)
@@ -523,6 +569,18 @@ class NotifyingSink:
     def emit(self, event: Event, blobs: Mapping[str, bytes]) -> None:
         self._sink.emit(event, blobs)
         self._notify()
+
+
+def _apply_check(intake: Intake, evidence: EvidenceStore, result: CheckResult) -> None:
+    """A camera's check of a handled case: its frames into the evidence store, then the case's step."""
+    for key, data in result.snapshot.blobs.items():
+        evidence.put_keyed(key, data)
+    request = result.request
+    case = camera_checked(
+        intake.cases, request.case_id, request.camera_id, result.still_there, result.snapshot.evidence, result.at
+    )
+    if case is not None:
+        logger.info("case %s checked by camera %s: %s", case.number, request.camera_id, case.state.value)
 
 
 def _secret(value: SecretStr | None) -> str | None:

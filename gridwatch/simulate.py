@@ -28,6 +28,7 @@ from incidents.tracker import IncidentTracker
 from ingest.cameras import Camera
 from ingest.gating import ChangeGate
 from ingest.grabber import FileCamera, VisitTiming, file_path, file_start_offset
+from ingest.recheck import Rechecks
 from ingest.visit import DetectorLike, EngineLike, VisitPipeline, VisitResult
 
 logger = logging.getLogger(__name__)
@@ -194,14 +195,17 @@ def simulate_patrol(
     incidents: IncidentTracker | None = None,
     jpeg_quality: int = 85,
     gate: ChangeGate | None = None,
+    rechecks: Rechecks | None = None,
 ) -> Simulation:
     """Visit each camera every `revisit_s` simulated seconds for `duration_s`; returns every event emitted.
     With `gate`, keyframe visits are change-gated as a running patrol's are; without, every visit is analysed."""
     clock = SimClock(start)
     grabber = ClipGrabber(clock, transform)
     sink = RecordingSink(out_dir)
-    tracker = incidents or IncidentTracker()
+    tracker = incidents if incidents is not None else IncidentTracker()  # an empty tracker is falsy
     pipeline = VisitPipeline(grabber, detector, engine, tracker, sink, clock, jpeg_quality, gate)
+    if rechecks is not None:  # the re-check visits fall on the round's own visits; `rechecks` records the asks
+        pipeline.rechecks = rechecks
     visits, seq = [], dict.fromkeys((c.id for c in cameras), 0)
     try:
         for t, camera in _due(cameras, duration_s):

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from ulid import ULID
 
 from core.events import Event, EventState, Severity
@@ -60,6 +61,13 @@ def snapshot_of(change: IncidentChange, sighting: Sighting, quality: int) -> Sna
     return make_snapshot(
         sighting.image, sighting.detections, sighting.labels, verdict.subjects, verdict.overlay, caption, quality
     )
+
+
+def frame_snapshot(sighting: Sighting, caption: str, quality: int) -> Snapshot:
+    """The clean and annotated JPEGs of a frame no verdict is about (a linked camera's look for a sensor, a
+    check by camera): every detection drawn, none marked as the subject."""
+    none = np.zeros(0, np.intp)
+    return make_snapshot(sighting.image, sighting.detections, sighting.labels, none, None, caption, quality)
 
 
 def incident_event(

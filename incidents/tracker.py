@@ -14,17 +14,22 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 from ulid import ULID
 
 from core.events import EventState
 from core.types import Verdict
-from rules.schema import RuleCore
+from rules.schema import BaseRule, RuleCore
 
 logger = logging.getLogger(__name__)
 
 Slot = tuple[str, str]  # zone ("" for none), object key within the rule and camera
+# an open or close's part in a re-check before filing: "" none; "held" confirmed, waiting for the re-check visit
+# (not an event: its snapshot is kept for the open); "confirmed" the open the re-check visit allowed; "dropped"
+# the re-check visit did not see it (not an event: nothing was ever announced)
+RecheckStep = Literal["", "held", "confirmed", "dropped"]
+GONE_AT_RECHECK = "gone at re-check"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +41,13 @@ class IncidentPolicy:
     cooldown_s: float = 60.0
     close_after_s: float = 180.0
     close_after_visits: int | None = None
+    recheck_s: float | None = None  # a confirmed incident opens only if a visit this much later still sees it
 
     @classmethod
     def of(cls, rule: RuleCore) -> IncidentPolicy:
-        return cls(rule.confirm.hits, rule.confirm.of, rule.cooldown_s, rule.close_after_s, rule.close_after_visits)
+        recheck = rule.recheck.after_s if isinstance(rule, BaseRule) and rule.recheck is not None else None
+        confirm = rule.confirm
+        return cls(confirm.hits, confirm.of, rule.cooldown_s, rule.close_after_s, rule.close_after_visits, recheck)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +66,7 @@ class IncidentChange:
     sightings: int
     verdict: Verdict | None
     reason: str
+    recheck: RecheckStep = ""
 
 
 @dataclass(slots=True)
@@ -72,6 +81,7 @@ class _Incident:
     misses: int = 0
     sightings: int = 0
     verdict: Verdict | None = field(default=None, repr=False)
+    recheck_at: float | None = None  # capture time (epoch seconds) from which a visit re-checks it; None: no re-check
 
 
 class SharedIncidents(Protocol):
@@ -106,6 +116,7 @@ class IncidentTracker:
         # closes the sink could not take, by (rule, camera): emitted again at its next visit or reload
         self._retry: dict[tuple[str, str], list[IncidentChange]] = {}
         self._current: dict[str, str] = {}  # rule id -> the fingerprint now running (after a reload)
+        self.dropped_at_recheck = 0  # confirmed incidents the re-check visit no longer saw
 
     def observe(
         self,
@@ -174,9 +185,18 @@ class IncidentTracker:
                 return
             inc.incident_id = str(ULID())
         now = at.timestamp()
+        step: RecheckStep = ""
+        if not inc.announced and policy.recheck_s is not None:
+            if inc.recheck_at is None:
+                inc.recheck_at = now + policy.recheck_s
+                out.append(_change(inc, EventState.open, where, verdict, verdict.reason, recheck="held"))
+                return
+            if now < inc.recheck_at:
+                return  # seen again before the re-check: it waits for the re-check visit
+            step = "confirmed"
         if not inc.announced:
             inc.announced, inc.last_update = True, now
-            out.append(_change(inc, EventState.open, where, verdict, verdict.reason))
+            out.append(_change(inc, EventState.open, where, verdict, verdict.reason, recheck=step))
         elif now - inc.last_update >= policy.cooldown_s:
             inc.last_update = now
             out.append(_change(inc, EventState.update, where, verdict, verdict.reason))
@@ -194,6 +214,12 @@ class IncidentTracker:
         if not inc.incident_id:
             inc.history = (inc.history << 1) & ((1 << policy.confirm_of) - 1)
             return inc.history == 0
+        if not inc.announced and inc.recheck_at is not None:  # held for its re-check: only that visit decides
+            if at.timestamp() < inc.recheck_at:
+                return False
+            self.dropped_at_recheck += 1
+            out.append(_change(inc, EventState.close, where, None, GONE_AT_RECHECK, closed_at=at, recheck="dropped"))
+            return True
         quiet_s = (at - inc.last_seen).total_seconds()
         by_visits = policy.close_after_visits is not None and inc.misses >= policy.close_after_visits
         if quiet_s < policy.close_after_s and not by_visits:
@@ -301,6 +327,7 @@ def _change(
     verdict: Verdict | None,
     reason: str,
     closed_at: datetime | None = None,
+    recheck: RecheckStep = "",
 ) -> IncidentChange:
     rule_id, camera_id, (zone, key) = where
     return IncidentChange(
@@ -315,4 +342,5 @@ def _change(
         sightings=inc.sightings,
         verdict=verdict,
         reason=reason,
+        recheck=recheck,
     )

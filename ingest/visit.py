@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -16,10 +16,13 @@ from core.clock import Clock
 from core.events import Event
 from core.sink import EventSink, SinkBusyError
 from core.types import Detections, Frame, Image, Observation, ObservedFrame
-from incidents.events import VERBS, Place, RuleFacts, Sighting, incident_event, snapshot_of
+from incidents.events import VERBS, Place, RuleFacts, Sighting, frame_snapshot, incident_event, snapshot_of
 from incidents.tracker import IncidentChange, IncidentPolicy, IncidentTracker
+from ingest.camera_check import CameraChecks, CheckResult
 from ingest.cameras import Camera
 from ingest.gating import ChangeGate, GateDecision
+from ingest.linkage import EvidenceRequests, evidence_event
+from ingest.recheck import Rechecks
 from rules.engine import RuleOutcome
 from rules.registry import Rule
 
@@ -114,6 +117,12 @@ class VisitPipeline:
     # change gating of keyframe visits; None: every visit is analysed. Bursts and continuous visits are always
     # analysed: their rules follow motion within the visit, which a comparison with one old frame cannot stand for
     gate: ChangeGate | None = None
+    # sensor alarms waiting for a look from their linked cameras (`ingest.linkage`); None: no linkage
+    evidence: EvidenceRequests | None = None
+    # snapshots of incidents held for a re-check before filing (rules with `recheck`), and the delayed visits
+    rechecks: Rechecks = field(default_factory=Rechecks)
+    # handled camera cases waiting for their camera to look again (`ingest.camera_check`); None: no checks
+    checks: CameraChecks | None = None
 
     def visit(self, camera: Camera, seq: int) -> VisitResult:
         frames, grab = self._grab(camera, seq)
@@ -146,6 +155,10 @@ class VisitPipeline:
         t2 = time.perf_counter()
         changes = [(o.rule, c) for o in outcomes for c in self._incidents(o, camera.id, obs)]
         events = [e for rule, change in changes if (e := self._emit(camera, obs, rule, change)) is not None]
+        if self.evidence is not None:
+            events += self._answer(camera, obs.frames[-1], self.evidence)
+        if self.checks is not None:
+            self._check(camera, obs.frames[-1], outcomes, self.checks)
         t3 = time.perf_counter()
         cost = VisitCost(
             connect=grab.connect,
@@ -182,12 +195,31 @@ class VisitPipeline:
         return self.incidents.observe(rule.id, outcome.fingerprint, camera_id, policy, outcome.fired, obs.at)
 
     def _emit(self, camera: Camera, obs: Observation, rule: Rule, change: IncidentChange) -> Event | None:
+        if change.recheck == "dropped":
+            self.rechecks.drop(change.incident_id)
+            logger.info(
+                "incident %s dropped: camera %s rule %s %s", change.incident_id, camera.id, rule.id, change.reason
+            )
+            return None
         try:
             snapshot = None
             if change.verdict is not None:
                 frame = obs.frames[change.verdict.frame]
                 sighting = Sighting(frame.image, frame.detections, self.detector.labels, self.detector.name)
                 snapshot = snapshot_of(change, sighting, self.jpeg_quality)
+            if change.recheck == "held" and snapshot is not None:
+                after_s = IncidentPolicy.of(rule).recheck_s or 0.0
+                self.rechecks.hold(change.incident_id, camera.id, snapshot, after_s)
+                logger.info(
+                    "incident %s held for a re-check in %.0f s: camera %s rule %s",
+                    change.incident_id,
+                    after_s,
+                    camera.id,
+                    rule.id,
+                )
+                return None
+            if change.recheck == "confirmed" and snapshot is not None:
+                snapshot = self.rechecks.confirm(change.incident_id, snapshot)
             event = incident_event(change, facts_of(rule), place_of(camera), snapshot, self.detector.name)
             self.sink.emit(event, {} if snapshot is None else snapshot.blobs)
         except SinkBusyError as exc:  # back-pressure: the next visit hands it off again
@@ -198,9 +230,47 @@ class VisitPipeline:
             self.incidents.undeliver(change)  # not delivered: the next visit tries again
             logger.exception("incident %s of camera %s rule %s not delivered", change.incident_id, camera.id, rule.id)
             return None
+        if change.recheck == "confirmed":
+            self.rechecks.filed(change.incident_id)
         verb = VERBS[change.state]
         logger.info("incident %s %s: camera %s rule %s %s", change.incident_id, verb, camera.id, rule.id, event.reason)
         return event
+
+    def _check(self, camera: Camera, frame: ObservedFrame, outcomes: list[RuleOutcome], checks: CameraChecks) -> None:
+        """Re-evaluate, for each handled case of this camera, whether its rule still fires in its zone."""
+        by_rule = {o.rule.id: o for o in outcomes}
+        for request in checks.take(camera.id, frame.captured_at, set(by_rule)):
+            fired = by_rule[request.rule_id].fired
+            still = any(v.fired and (v.zone or None) == (request.zone or None) for v in fired)
+            caption = f"{camera.id} check {request.rule_id} {frame.captured_at:%Y-%m-%d %H:%M:%S}Z"
+            sighting = Sighting(frame.image, frame.detections, self.detector.labels, self.detector.name)
+            snapshot = frame_snapshot(sighting, caption, self.jpeg_quality)
+            checks.answer(CheckResult(request, still, snapshot, frame.captured_at))
+
+    def _answer(self, camera: Camera, frame: ObservedFrame, requests: EvidenceRequests) -> list[Event]:
+        """The frame as evidence of each sensor incident that asked this camera to look (taken after its alarm)."""
+        events = []
+        for request in requests.take(camera.id, frame.captured_at):
+            try:
+                caption = f"{camera.id} for {request.event.sensor_id} {frame.captured_at:%Y-%m-%d %H:%M:%S}Z"
+                sighting = Sighting(frame.image, frame.detections, self.detector.labels, self.detector.name)
+                snapshot = frame_snapshot(sighting, caption, self.jpeg_quality)
+                event = evidence_event(request, snapshot, camera.name, frame.captured_at)
+                self.sink.emit(event, snapshot.blobs)
+            except SinkBusyError as exc:  # back-pressure: the camera's next visit answers it
+                requests.add(camera.id, request.event, request.since)
+                logger.warning(
+                    "camera %s: evidence for incident %s held back: %s", camera.id, request.event.incident_id, exc
+                )
+                continue
+            except Exception:  # the intake's failure: the camera stays healthy, the request is given up
+                logger.exception(
+                    "camera %s: evidence for incident %s not delivered", camera.id, request.event.incident_id
+                )
+                continue
+            logger.info("incident %s: evidence from linked camera %s", request.event.incident_id, camera.id)
+            events.append(event)
+        return events
 
 
 def median_cost(costs: Sequence[VisitCost]) -> VisitCost:

@@ -162,6 +162,13 @@ class Confirm(_Strict):
         return self
 
 
+class Recheck(_Strict):
+    """Re-check before filing (二次识别): a confirmed incident waits for a visit `after_s` seconds later; only if
+    that visit still sees it does it open (and become a case); if not, it is dropped and counted."""
+
+    after_s: float = Field(ge=1.0, le=7 * 86_400.0)
+
+
 class RuleCore(_Strict):
     """What every rule kind has, camera or sensor: identity, arming, the incident policy, category and severity."""
 
@@ -201,6 +208,7 @@ class BaseRule(RuleCore):
     """What every camera rule kind has: the cameras it watches (`*`: all)."""
 
     cameras: tuple[Name, ...] = Field(default=("*",), min_length=1)
+    recheck: Recheck | None = None
 
     def covers(self, camera_id: str) -> bool:
         return "*" in self.cameras or camera_id in self.cameras
@@ -210,6 +218,8 @@ class BaseRule(RuleCore):
         # camera rule keeps its fingerprint, and its saved state, across that change
         data = self.model_dump()
         ordered: dict[str, object] = {}
+        if data.get("recheck") is None:
+            data.pop("recheck", None)  # a rule without a re-check keeps the fingerprint it had before the option
         for key, value in data.items():
             if key != "cameras":
                 ordered[key] = value
