@@ -299,6 +299,8 @@ class IntakeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cases: bool = True  # keep cases (the closed loop); false: events and incidents only
+    # 核查 by camera: a camera case marked handled is checked by a fresh visit (gone: checking; still there: rework)
+    check_by_camera: bool = True
     # PostgreSQL for the event and case stores (postgresql://user:password@host:5432/db), so several hosts share
     # them; none: SQLite files in data_dir. A secret: never logged or shown with its password.
     database_url: SecretStr | None = None

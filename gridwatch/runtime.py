@@ -421,6 +421,8 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
     def on_case(case: Case) -> None:
         case_bus.publish(case)
         camera_id = case.reporter.camera_id
+        if not settings.intake.check_by_camera:
+            return
         if case.state != CaseState.handled or case.source != Source.camera or camera_id not in by_id:
             return
         request = CheckRequest(case.id, camera_id, case.reporter.rule_id, case.zone, clock.now())
