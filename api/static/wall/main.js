@@ -19,6 +19,9 @@ const $ = (id) => document.getElementById(id);
 // case id -> {case, allowed, tile}
 const held = new Map();
 let enabled = false; // the server keeps cases
+// case messages that arrive while the case list is still loading: applied (newest state wins) once it has
+let early = [];
+const MAX_EARLY = 1000;
 let large = localStorage.getItem("gridwatch.large") === "1";
 let mapShown = localStorage.getItem("gridwatch.map") !== "0";
 let hasMap = false;
@@ -109,7 +112,10 @@ async function load() {
   enabled = answer.body !== null;
   document.body.classList.toggle("with-cases", enabled);
   $("cases-panel").hidden = !enabled;
+  const arrived = early;
+  early = [];
   if (!enabled) return;
+  for (const view of arrived) take(view, true);
   if (!hasMap) {
     hasMap = await loadGrids();
     showMap();
@@ -138,6 +144,7 @@ function applyLang() {
 
 function clear() {
   held.clear();
+  early = [];
   stopPatrol();
   hideAuthors();
   $("cases").replaceChildren();
@@ -185,12 +192,15 @@ document.addEventListener("gridwatch:lang", (event) => {
   applyLang();
 });
 document.addEventListener("gridwatch:case", (event) => {
-  if (!enabled) return;
+  let view;
   try {
-    take(JSON.parse(event.detail), true);
+    view = JSON.parse(event.detail);
   } catch (err) {
     console.warn("gridwatch: bad case message", err);
+    return;
   }
+  if (enabled) take(view, true);
+  else if (early.length < MAX_EARLY) early.push(view); // the list is loading: kept until it has come
 });
 
 export { lang };
