@@ -16,7 +16,7 @@ APT := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive
 help:
 	@echo "make demo   - set up and run gridwatch on the demo cameras (alert wall on http://127.0.0.1:8000)"
 	@echo "make test   - set up and run lint, type checks and the test suite"
-	@echo "make bench  - run the benchmarks (bench/): detectors, visits, providers, rules, video quality, grids, intake, scheduler, change gating, camera fleet, sensors, redis patrol, alert wall"
+	@echo "make bench  - run the benchmarks (bench/): detectors, visits, providers, rules, video quality, grids, intake, scheduler, change gating, camera fleet, sensors, sensor linkage, redis patrol, alert wall"
 	@echo "make bench-gpu - GPU machines: every ONNX Runtime provider at batch 1, 8 and 32 (installs onnxruntime-gpu)"
 
 # the runtime: all `make demo` needs
@@ -91,6 +91,7 @@ bench: dev models sysdeps
 	$(BIN)/python -m bench.gating --write
 	$(BIN)/python -m bench.fleet
 	$(BIN)/python -m bench.sensors --write
+	$(BIN)/python -m bench.linkage --write
 	$(BIN)/python -m bench.redis_patrol
 	$(BIN)/python -m bench.wall
 

@@ -24,6 +24,7 @@ from gridwatch.worker import run_worker
 from ingest.cameras import Camera, load_cameras
 from ingest.fleet import Progress, export_fleet, import_fleet
 from ingest.fleet_files import write_atomic
+from ingest.sensor_fleet import export_sensors, import_sensors
 from intake.evidence import EvidenceStore
 from intake.outbox import replay_command
 from intake.retention import RetentionPolicy, prune
@@ -239,6 +240,49 @@ def _add_cameras(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     exp.set_defaults(func=_cmd_cameras_export)
 
 
+def _cmd_sensors_import(args: argparse.Namespace) -> int:
+    try:
+        report = import_sensors(args.file, args.config)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        print(f"{args.file}: refused, {len(exc.problems)} problem(s); sensors.yaml left as it was", file=sys.stderr)
+        return 2
+    target = args.config / "sensors.yaml"
+    if report.previous_problems:
+        print(f"{target}: the old file did not load ({report.previous_problems} problem(s)): all counted as added")
+    done = "written" if report.written else "unchanged"
+    print(f"{target}: {done}, {report.sensors:,} sensors from {args.file}: {report.diff.text()}")
+    return 0
+
+
+def _cmd_sensors_export(args: argparse.Namespace) -> int:
+    suffix = args.output.suffix.lower().lstrip(".") if args.output else ""
+    fmt = args.format or ("yaml" if suffix in ("yaml", "yml") else "csv")
+    text, count = export_sensors(args.config, fmt)
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    write_atomic(args.output, text)
+    print(f"{args.output}: {count:,} sensors as {fmt}", file=sys.stderr)
+    return 0
+
+
+def _add_sensors(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sensors = sub.add_parser("sensors", help="the sensor registry: import and export sensors.yaml as CSV or YAML")
+    commands = sensors.add_subparsers(dest="sensors_command", required=True)
+    config_help = "config folder holding sensors.yaml and cameras.yaml (default: the current folder)"
+    imp = commands.add_parser("import", help="validate a CSV or YAML sensor list and make it sensors.yaml")
+    imp.add_argument("file", type=Path, help="a .csv file (header row of column names) or a YAML sensors file")
+    imp.add_argument("--config", type=Path, default=Path(), help=config_help)
+    imp.set_defaults(func=_cmd_sensors_import)
+    exp = commands.add_parser("export", help="write sensors.yaml as CSV or YAML (what import reads)")
+    exp.add_argument("--config", type=Path, default=Path(), help=config_help)
+    exp.add_argument("--format", choices=["csv", "yaml"], default=None, help="default: from -o's suffix, else csv")
+    exp.add_argument("-o", "--output", type=Path, default=None, help="file to write (default: standard output)")
+    exp.set_defaults(func=_cmd_sensors_export)
+
+
 def _cmd_worker(args: argparse.Namespace) -> int:
     run_worker(args.config, with_redis(load_settings(args.config), args.redis))
     return 0
@@ -331,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     prune_cmd.add_argument("--json", action="store_true", help="the whole report as JSON, every file named")
     prune_cmd.set_defaults(func=_cmd_evidence_prune)
     _add_cameras(sub)
+    _add_sensors(sub)
 
     worker = sub.add_parser("worker", help="a patrol worker of a patrol shared through Redis (no API, no intake)")
     worker.add_argument("--config", type=Path, required=True, help="folder with cameras.yaml and rules/*.yaml")

@@ -52,7 +52,7 @@ class Places(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class _CsvPlaces:
+class CsvPlaces:
     path: str
     lines: list[int]  # the line each row starts on
 
@@ -66,11 +66,13 @@ class _CsvPlaces:
         pass
 
 
-class _YamlPlaces:
+class YamlPlaces:
     """Lines and columns from the YAML nodes, composed when first asked for if the file was read fast."""
 
-    def __init__(self, path: str, text: str, node: yaml.Node | None = None, *, composed: bool = False) -> None:
-        self.path, self._text, self._node, self._composed = path, text, node, composed
+    def __init__(
+        self, path: str, text: str, node: yaml.Node | None = None, *, composed: bool = False, key: str = "cameras"
+    ) -> None:
+        self.path, self._text, self._node, self._composed, self.key = path, text, node, composed, key
 
     def _mark(self, loc: Sequence[int | str], key: bool) -> tuple[int, int]:
         if not self._composed:
@@ -78,12 +80,12 @@ class _YamlPlaces:
         return (1, 1) if self._node is None else mark_of(node_at(self._node, loc, key_node=key))
 
     def at(self, index: int, loc: Sequence[int | str], *, key: bool = False) -> str:
-        full = ("cameras", index, *loc)
+        full = (self.key, index, *loc)
         line, col = self._mark(full, key)
         return f"{self.path}:{line}:{col}: {format_loc(full)}"
 
     def row(self, index: int) -> str:
-        return f"line {self._mark(('cameras', index, 'id'), False)[0]}, cameras[{index}]"
+        return f"line {self._mark((self.key, index, 'id'), False)[0]}, {self.key}[{index}]"
 
     def release(self) -> None:
         """Drop the nodes (millions for a large fleet); composed again if a place is asked for later."""
@@ -121,7 +123,7 @@ def _warnings(cameras: Sequence[Camera], places: Places) -> list[str]:
     return out
 
 
-def _row_problems(exc: ValidationError, index: int, places: Places) -> list[str]:
+def row_problems(exc: ValidationError, index: int, places: Places) -> list[str]:
     problems = []
     for err in exc.errors(include_url=False):
         extra = err["type"] == "extra_forbidden"
@@ -138,7 +140,7 @@ def _validate(rows: Sequence[object], places: Places, progress: Progress | None)
         try:
             camera = Camera.model_validate(row)
         except ValidationError as exc:
-            problems += _row_problems(exc, index, places)
+            problems += row_problems(exc, index, places)
             continue
         seen = first.setdefault(camera.id, index)
         if seen != index:
@@ -171,22 +173,39 @@ def _cell(name: str, text: str) -> object:
     return text
 
 
-def _header_problems(header: list[str], path: str) -> list[str]:
-    problems = [f"{path}:1:{name}: unknown column, expected some of {', '.join(COLUMNS)}" for name in header]
-    problems = [p for p, name in zip(problems, header, strict=True) if name not in COLUMNS]
+@dataclass(frozen=True, slots=True)
+class CsvSchema:
+    """The columns a CSV file may have, those it must have, and how a cell becomes the model's value."""
+
+    columns: tuple[str, ...]
+    required: tuple[str, ...]
+    cell: Callable[[str, str], object]  # (column, text) -> value; ValueError saying what was expected
+
+
+CAMERA_CSV = CsvSchema(COLUMNS, REQUIRED, _cell)
+
+
+def _header_problems(header: list[str], path: str, schema: CsvSchema) -> list[str]:
+    columns = schema.columns
+    problems = [f"{path}:1:{name}: unknown column, expected some of {', '.join(columns)}" for name in header]
+    problems = [p for p, name in zip(problems, header, strict=True) if name not in columns]
     twice = sorted(name for name in set(header) if header.count(name) > 1)
     problems += [f"{path}:1:{name}: column appears more than once" for name in twice]
-    return problems + [f"{path}:1:{name}: required column missing" for name in REQUIRED if name not in header]
+    return problems + [f"{path}:1:{name}: required column missing" for name in schema.required if name not in header]
 
 
-def _csv_rows(text: str, path: str) -> tuple[list[dict[str, object]], list[int], list[str]]:
+CsvRows = tuple[list[dict[str, object]], list[int], list[str]]
+
+
+def csv_rows(text: str, path: str, schema: CsvSchema = CAMERA_CSV) -> CsvRows:
     """Rows as field dicts (empty cells left out), the line each starts on, and the problems found (the cells
     are converted here; the rows are validated by the model after)."""
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     header = [name.strip() for name in next(reader, [])]
     if not header:
-        return [], [], [f"{path}:1:id: no header row: the first line names the columns ({', '.join(COLUMNS)})"]
-    problems = _header_problems(header, path)
+        columns = ", ".join(schema.columns)
+        return [], [], [f"{path}:1:id: no header row: the first line names the columns ({columns})"]
+    problems = _header_problems(header, path, schema)
     if problems:  # no row is read under a wrong header: each would repeat its problem
         return [], [], problems
     rows: list[dict[str, object]] = []
@@ -203,7 +222,7 @@ def _csv_rows(text: str, path: str) -> tuple[list[dict[str, object]], list[int],
             for name, text in zip(header, cells, strict=True):
                 try:
                     if text != "":
-                        row[name] = _cell(name, text)
+                        row[name] = schema.cell(name, text)
                 except ValueError as exc:
                     problems.append(f"{path}:{start}:{name}: {exc}")
             rows.append(row)
@@ -213,7 +232,8 @@ def _csv_rows(text: str, path: str) -> tuple[list[dict[str, object]], list[int],
     return rows, lines, problems
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
+    """A fleet file's text; ConfigError at `path:1:1` when it cannot be read or is not UTF-8."""
     try:
         return path.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark is no part of the header
     except OSError as exc:
@@ -222,10 +242,10 @@ def _read_text(path: Path) -> str:
         raise ConfigError([f"{path}:1:1: not UTF-8 text: {exc.reason} at byte {exc.start}"]) from None
 
 
-def _yaml_rows(text: str, path: str) -> tuple[Sequence[object], _YamlPlaces]:
+def _yaml_rows(text: str, path: str) -> tuple[Sequence[object], YamlPlaces]:
     fast = fast_rows(text, "cameras")
     if fast is not None:
-        return fast, _YamlPlaces(path, text)
+        return fast, YamlPlaces(path, text)
     data, node = load_yaml_text(text, path)
     rows = data.get("cameras") if isinstance(data, dict) and set(data) == {"cameras"} else None
     if not isinstance(rows, list):
@@ -234,10 +254,10 @@ def _yaml_rows(text: str, path: str) -> tuple[Sequence[object], _YamlPlaces]:
         except ValidationError as exc:
             raise ConfigError(validation_problems(exc, node, path)) from None
         rows = []
-    return rows, _YamlPlaces(path, text, node, composed=True)
+    return rows, YamlPlaces(path, text, node, composed=True)
 
 
-def _line_of(path: str) -> Callable[[str], int]:
+def line_of(path: str) -> Callable[[str], int]:
     """The line number a `path:line:...` problem names: problems are listed in file order."""
 
     def line(problem: str) -> int:
@@ -255,20 +275,20 @@ def read_fleet(path: Path, progress: Progress | None = None, *, warn: bool = Tru
 
 
 def _read_fleet(path: Path, progress: Progress | None, warn: bool) -> Fleet:
-    text = _read_text(path)
+    text = read_text(path)
     if progress is not None:
         progress("reading", 0, 0)
     places: Places
     rows: Sequence[object]
     if path.suffix.lower() == ".csv":
-        rows, lines, problems = _csv_rows(text, str(path))
-        places = _CsvPlaces(str(path), lines)
+        rows, lines, problems = csv_rows(text, str(path))
+        places = CsvPlaces(str(path), lines)
     else:
         rows, places = _yaml_rows(text, str(path))
         problems = []
     cameras, invalid = _validate(rows, places, progress)
     warnings = [redact_text(line) for line in _warnings(cameras, places)] if warn else []
-    problems = sorted((redact_text(line) for line in problems + invalid), key=_line_of(str(path)))
+    problems = sorted((redact_text(line) for line in problems + invalid), key=line_of(str(path)))
     if problems:
         raise ConfigError(problems + warnings)
     places.release()
@@ -286,11 +306,16 @@ class FleetDiff:
         return f"{self.added} added, {self.changed} changed, {self.removed} removed, {self.unchanged} unchanged"
 
 
-def diff(old: Sequence[Camera], new: Sequence[Camera]) -> FleetDiff:
-    """Cameras by id: new ids added, old ids gone removed, the rest changed or unchanged."""
-    before = {camera.id: camera for camera in old}
-    same = sum(1 for camera in new if before.get(camera.id) == camera)
-    kept = sum(1 for camera in new if camera.id in before)
+class Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+def diff(old: Sequence[Identified], new: Sequence[Identified]) -> FleetDiff:
+    """Rows (cameras, sensors) by id: new ids added, old ids gone removed, the rest changed or unchanged."""
+    before = {row.id: row for row in old}
+    same = sum(1 for row in new if before.get(row.id) == row)
+    kept = sum(1 for row in new if row.id in before)
     return FleetDiff(len(new) - kept, kept - same, len(before) - kept, same)
 
 

@@ -15,8 +15,10 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
+
+from pydantic import BaseModel
 
 from core.errors import GridwatchError
 from ingest.cameras import Camera
@@ -25,7 +27,6 @@ COLUMNS: tuple[str, ...] = tuple(Camera.model_fields)
 LIST_SEPARATOR = ";"
 BURST_ONLY = frozenset({"burst_frames", "burst_span_s"})
 CONTINUOUS_ONLY = frozenset({"sample_fps", "window_s"})
-_DEFAULTS = {name: field.default for name, field in Camera.model_fields.items()}
 # characters YAML reads as line breaks or refuses inside a double-quoted scalar, which JSON leaves as they are
 _YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
 _NEEDS_ESCAPE = re.compile('["\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]')
@@ -52,22 +53,25 @@ def _yaml_value(value: object) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, tuple):
-        return "[" + ", ".join(_yaml_string(str(item)) for item in value) + "]"
+        items = (_yaml_float(item) if isinstance(item, float) else _yaml_string(str(item)) for item in value)
+        return "[" + ", ".join(items) + "]"
     return _yaml_string(str(value))
 
 
-def _yaml_row(camera: Camera) -> str:
+def yaml_row(row: BaseModel, always: Collection[str] = ("id",)) -> str:
+    """One list item of a YAML registry: the fields that differ from their defaults (and `always`), in the
+    model's order."""
     lines = []
-    for name in COLUMNS:
-        value = getattr(camera, name)
-        if value != _DEFAULTS[name] or name in ("id", "url"):
+    for name, field in type(row).model_fields.items():
+        value = getattr(row, name)
+        if value != field.default or name in always:
             lines.append(f"{name}: {_yaml_value(value)}")
     return "  - " + "\n    ".join(lines) + "\n"
 
 
 def render_yaml(cameras: Iterable[Camera]) -> str:
     """`cameras.yaml` text for these cameras."""
-    return "cameras:\n" + "".join(_yaml_row(camera) for camera in cameras)
+    return "cameras:\n" + "".join(yaml_row(camera, ("id", "url")) for camera in cameras)
 
 
 def _csv_cell(camera: Camera, name: str) -> str:
