@@ -3,10 +3,12 @@ other role is refused, and a refusal says why."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 from ulid import ULID
 
@@ -16,8 +18,17 @@ from incidents.evidence import make_snapshot
 from intake.case_store import CaseStore
 from intake.incident_cases import IncidentCases
 from tests.api.conftest import bearer
+from tests.support.postgres import StoreTargets
 
 AT = datetime(2026, 5, 4, 2, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def cases(store_targets: StoreTargets) -> Iterator[CaseStore]:
+    """The case store (suppressions are one of its tables) on each backend, SQLite and PostgreSQL."""
+    store = CaseStore(store_targets.cases)
+    yield store
+    store.close()
 
 
 def camera_case(cases: CaseStore, camera: str = "cam-a") -> str:
