@@ -17,10 +17,12 @@ from pydantic import ValidationError
 from core.events import Evidence
 from core.settings import IntakeSettings
 from intake.case_model import CaseCreate
+from intake.case_store import MIGRATIONS as CASE_MIGRATIONS
 from intake.case_store import CaseStore
 from intake.db import DatabaseError, open_database
 from intake.postgres import PostgresDatabase, pg_sql
 from intake.sqlite import SqliteDatabase
+from intake.store import MIGRATIONS as EVENT_MIGRATIONS
 from intake.store import EventStore
 from tests.intake.builders import make_event
 from tests.support.postgres import PostgresServer
@@ -74,10 +76,15 @@ def test_two_hosts_starting_at_once_migrate_once(postgres: PostgresServer) -> No
         stores = [f.result() for f in [pool.submit(k, url) for k in (CaseStore, CaseStore, EventStore, EventStore)]]
     conn = PostgresDatabase(url, "cases").connect_reader()
     try:
-        rows = conn.execute("SELECT store, version FROM gridwatch_migrations ORDER BY store").fetchall()
+        rows = conn.execute("SELECT store, version FROM gridwatch_migrations ORDER BY store, version").fetchall()
     finally:
         conn.close()
-    assert rows == [("cases", 1), ("events", 1)]
+    expected = [
+        (store, v)
+        for store, m in (("cases", CASE_MIGRATIONS), ("events", EVENT_MIGRATIONS))
+        for v in range(1, len(m["postgres"]) + 1)
+    ]
+    assert rows == expected  # each version once, though four stores started at once
     for store in stores:
         store.close()
 
