@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Response, expect, sync_playwright
 from ulid import ULID
 
 from api.app import ApiDeps, create_app
@@ -305,18 +305,24 @@ def test_wall_asks_for_a_token_then_shows_stored_and_live_events(
 
 
 @pytest.mark.slow
+def _session_post(response: Response) -> bool:
+    return response.request.method == "POST" and response.url.endswith("/api/v1/session")
+
+
 def test_wall_says_to_wait_after_too_many_wrong_tokens(browser: Browser, tmp_path: Path) -> None:
     for url, _ in serve_wall(tmp_path, viewer_auth(limiter=FailureLimiter(max_failures=2, window_s=600))):
         page, errors = open_wall(browser, url)
         page.locator("#lang").click()  # English
         for _ in range(2):
             page.locator("#token").fill("not-the-token")
-            page.locator("#signin-submit").click()
+            with page.expect_response(_session_post):  # each answer in before the next try
+                page.locator("#signin-submit").click()
             expect(page.locator("#signin-error")).to_contain_text("not valid")
 
         # when: a third try comes, even with the right token
         page.locator("#token").fill(VIEWER_TOKEN)
-        page.locator("#signin-submit").click()
+        with page.expect_response(_session_post):
+            page.locator("#signin-submit").click()
 
         # then: the page says to wait, and stays signed out
         expect(page.locator("#signin-error")).to_contain_text("Too many wrong tokens")
