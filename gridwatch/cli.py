@@ -207,9 +207,14 @@ def _cmd_cameras_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_cameras_export(args: argparse.Namespace) -> int:
+def _export_format(args: argparse.Namespace) -> str:
+    """`--format`, else what `-o`'s suffix says (yaml for .yaml / .yml), else csv."""
     suffix = args.output.suffix.lower().lstrip(".") if args.output else ""
-    fmt = args.format or ("yaml" if suffix in ("yaml", "yml") else "csv")
+    return str(args.format or ("yaml" if suffix in ("yaml", "yml") else "csv"))
+
+
+def _cmd_cameras_export(args: argparse.Namespace) -> int:
+    fmt = _export_format(args)
     export = export_fleet(args.config, fmt, include_credentials=args.include_credentials)
     if args.output is None:
         sys.stdout.write(export.text)
@@ -257,8 +262,7 @@ def _cmd_sensors_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_sensors_export(args: argparse.Namespace) -> int:
-    suffix = args.output.suffix.lower().lstrip(".") if args.output else ""
-    fmt = args.format or ("yaml" if suffix in ("yaml", "yml") else "csv")
+    fmt = _export_format(args)
     text, count = export_sensors(args.config, fmt)
     if args.output is None:
         sys.stdout.write(text)

@@ -459,19 +459,7 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
         health.report(camera, change, clock.now(), sink)
 
     p = settings.patrol
-    grabber = Grabber(GrabTimeouts(open_s=p.open_timeout_s, read_s=p.read_timeout_s, keyframe_s=p.keyframe_timeout_s))
-    pipeline = VisitPipeline(
-        grabber=grabber,
-        detector=batcher,
-        engine=rules.engine,
-        incidents=rules.incidents,
-        sink=sink,
-        clock=clock,
-        jpeg_quality=settings.evidence.jpeg_quality,
-        gate=ChangeGate(settings.gating),
-        evidence=EvidenceRequests(),
-    )
-    backoff = BackoffPolicy(base_s=p.backoff_base_s, max_s=p.backoff_max_s, offline_after=p.offline_after_failures)
+    pipeline, backoff = visit_parts(settings, batcher, rules, sink, clock, evidence=EvidenceRequests())
     scheduler = make_scheduler(
         shared,
         [c for c in cameras if c.mode != "continuous"],
@@ -491,7 +479,7 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
         pressure=lambda: batcher.saturated,
         on_health=on_health,
         continuous=[c for c in cameras if c.mode == "continuous"],
-        timeouts=grabber.timeouts,
+        timeouts=grab_timeouts(settings),
     )
     telemetries = Telemetries(lambda: batcher.queue_depth, handoff, store=store)
     if intake is not None:
@@ -560,6 +548,37 @@ def build_runtime(config_dir: Path, settings: Settings) -> Runtime:
     runtime_ref.append(runtime)
     logger.info("%d cameras, %d rules, model %s", len(cameras), len(rules.engine().ruleset.rules), detector.name)
     return runtime
+
+
+def grab_timeouts(settings: Settings) -> GrabTimeouts:
+    p = settings.patrol
+    return GrabTimeouts(open_s=p.open_timeout_s, read_s=p.read_timeout_s, keyframe_s=p.keyframe_timeout_s)
+
+
+def visit_parts(
+    settings: Settings,
+    detector: MicroBatcher,
+    rules: RulesHolder,
+    sink: EventSink,
+    clock: SystemClock,
+    evidence: EvidenceRequests | None = None,
+) -> tuple[VisitPipeline, BackoffPolicy]:
+    """The visit pipeline (grabber with the patrol's timeouts, change gating) and the backoff of failing cameras,
+    as `gridwatch run` and `gridwatch worker` both patrol with them."""
+    p = settings.patrol
+    pipeline = VisitPipeline(
+        grabber=Grabber(grab_timeouts(settings)),
+        detector=detector,
+        engine=rules.engine,
+        incidents=rules.incidents,
+        sink=sink,
+        clock=clock,
+        jpeg_quality=settings.evidence.jpeg_quality,
+        gate=ChangeGate(settings.gating),
+        evidence=evidence,
+    )
+    backoff = BackoffPolicy(base_s=p.backoff_base_s, max_s=p.backoff_max_s, offline_after=p.offline_after_failures)
+    return pipeline, backoff
 
 
 class NotifyingSink:

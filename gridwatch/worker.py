@@ -21,14 +21,12 @@ from core.errors import ConfigError
 from core.settings import Settings
 from detectors.batcher import MicroBatcher
 from gridwatch.redis_setup import RedisParts
-from gridwatch.runtime import RulesHolder, build_detector, deliver_close, inference_workers
+from gridwatch.runtime import RulesHolder, build_detector, deliver_close, inference_workers, visit_parts
 from incidents.tracker import IncidentTracker
 from ingest.cameras import Camera, load_cameras
-from ingest.grabber import Grabber, GrabTimeouts
 from ingest.health import CameraHealthIncidents
 from ingest.patrol import Patrol
-from ingest.scheduler import BackoffPolicy, HealthChange
-from ingest.visit import VisitPipeline
+from ingest.scheduler import HealthChange
 from intake.handoff import QueuedSink
 from rules.categories import load_categories
 
@@ -109,17 +107,7 @@ def build_worker(config_dir: Path, settings: Settings) -> Worker:
         health.report(camera, change, clock.now(), sink)
 
     p = settings.patrol
-    grabber = Grabber(GrabTimeouts(open_s=p.open_timeout_s, read_s=p.read_timeout_s, keyframe_s=p.keyframe_timeout_s))
-    pipeline = VisitPipeline(
-        grabber=grabber,
-        detector=batcher,
-        engine=rules.engine,
-        incidents=rules.incidents,
-        sink=sink,
-        clock=clock,
-        jpeg_quality=settings.evidence.jpeg_quality,
-    )
-    backoff = BackoffPolicy(base_s=p.backoff_base_s, max_s=p.backoff_max_s, offline_after=p.offline_after_failures)
+    pipeline, backoff = visit_parts(settings, batcher, rules, sink, clock)
     scheduler = shared.scheduler(cameras, lambda: clock.now().timestamp(), backoff)
     patrol = Patrol(
         scheduler, pipeline, workers=p.max_in_flight, pressure=lambda: batcher.saturated, on_health=on_health

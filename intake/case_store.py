@@ -27,7 +27,16 @@ from ulid import ULID
 from core.events import Evidence
 from core.settings import ApiRole
 from intake.case_model import FINAL_STATES, ActionRequest, AuditEntry, Case, CaseCreate, CaseState, Complexity, Source
-from intake.db import Connection, Database, DatabaseError, Migrations, ReadPool, open_database, transaction
+from intake.db import (
+    Connection,
+    Database,
+    DatabaseError,
+    Migrations,
+    ReadPool,
+    open_database,
+    postgres_ddl,
+    transaction,
+)
 from intake.deadlines import Card, Deadlines, cards_due
 from intake.grids import GridMap
 from intake.outbox_store import OUTBOX_MIGRATION, POSTGRES_OUTBOX, enqueue
@@ -41,19 +50,15 @@ LOCAL = ZoneInfo("Asia/Shanghai")  # case numbers count per year of the city's c
 
 READ_POOL_SIZE = 4
 # proposed suppressions (`intake.suppressions`): beside the cases they come from
-SUPPRESSIONS_COLUMNS = """id TEXT PRIMARY KEY,
-            rule_id TEXT NOT NULL,
-            camera_id TEXT NOT NULL,
-            state TEXT NOT NULL,
-            case_id TEXT NOT NULL,
-            body TEXT NOT NULL"""
 SUPPRESSIONS_SQLITE = (
-    f"CREATE TABLE suppressions ({SUPPRESSIONS_COLUMNS}) WITHOUT ROWID",
-    "CREATE INDEX suppressions_state ON suppressions (state, rule_id, camera_id)",
-    "CREATE INDEX suppressions_case ON suppressions (case_id)",
-)
-SUPPRESSIONS_POSTGRES = (
-    f"CREATE TABLE suppressions ({SUPPRESSIONS_COLUMNS})",
+    """CREATE TABLE suppressions (
+        id TEXT PRIMARY KEY,
+        rule_id TEXT NOT NULL,
+        camera_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        case_id TEXT NOT NULL,
+        body TEXT NOT NULL
+    ) WITHOUT ROWID""",
     "CREATE INDEX suppressions_state ON suppressions (state, rule_id, camera_id)",
     "CREATE INDEX suppressions_case ON suppressions (case_id)",
 )
@@ -95,44 +100,15 @@ SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     tuple(OUTBOX_MIGRATION),
     SUPPRESSIONS_SQLITE,
 )
-# PostgreSQL started with the schema SQLite reached at its version 2.
+# PostgreSQL started with the schema SQLite reached at its version 2, the same statements (`postgres_ddl`), and an
+# index for `category LIKE '05%'` (SQLite's LIKE cannot use one)
 POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
-        """CREATE TABLE cases (
-            id TEXT PRIMARY KEY,
-            number TEXT NOT NULL UNIQUE,
-            sender_id TEXT NOT NULL UNIQUE,
-            source TEXT NOT NULL,
-            category TEXT NOT NULL,
-            state TEXT NOT NULL,
-            grid_code TEXT NOT NULL,
-            camera_id TEXT NOT NULL,
-            zone TEXT,
-            incident_id TEXT NOT NULL,
-            next_card_at TEXT NOT NULL,
-            reported_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            body TEXT NOT NULL
-        )""",
-        "CREATE INDEX cases_state ON cases (state, reported_at)",
-        "CREATE INDEX cases_incident ON cases (incident_id)",
-        "CREATE INDEX cases_camera_category ON cases (camera_id, category, reported_at)",
-        "CREATE INDEX cases_grid_category ON cases (grid_code, category, reported_at)",
-        "CREATE INDEX cases_reported ON cases (reported_at)",
-        "CREATE INDEX cases_next_card ON cases (next_card_at) WHERE next_card_at != ''",
-        "CREATE INDEX cases_category ON cases (category text_pattern_ops)",  # `category LIKE '05%'`
-        "CREATE TABLE case_numbers (year INTEGER PRIMARY KEY, last INTEGER NOT NULL)",
-        """CREATE TABLE case_audit (
-            case_id TEXT NOT NULL,
-            seq INTEGER NOT NULL,
-            body TEXT NOT NULL,
-            PRIMARY KEY (case_id, seq)
-        )""",
-        "CREATE TABLE intake_cursors (name TEXT PRIMARY KEY, position TEXT NOT NULL)",
-        "CREATE TABLE case_incidents (incident_id TEXT PRIMARY KEY, case_id TEXT NOT NULL, last_event TEXT NOT NULL)",
+        *postgres_ddl(SQLITE_MIGRATIONS[0]),
+        "CREATE INDEX cases_category ON cases (category text_pattern_ops)",
         *POSTGRES_OUTBOX,
     ),
-    SUPPRESSIONS_POSTGRES,
+    postgres_ddl(SUPPRESSIONS_SQLITE),
 )
 MIGRATIONS: Migrations = {"sqlite": SQLITE_MIGRATIONS, "postgres": POSTGRES_MIGRATIONS}
 

@@ -11,6 +11,7 @@ outbox's claims) are serialised the same way on both, across every host that sha
 from __future__ import annotations
 
 import builtins
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -82,6 +83,12 @@ class Database(Protocol):
 
     def migrate(self, conn: Connection, migrations: Migrations) -> int:
         """Apply the migrations not applied yet; the schema version after."""
+
+
+def postgres_ddl(statements: Iterable[str]) -> tuple[str, ...]:
+    """SQLite schema statements as PostgreSQL runs them: the same, less SQLite's `WITHOUT ROWID` table option
+    (PostgreSQL tables have no rowid to leave out)."""
+    return tuple(re.sub(r"\s*WITHOUT ROWID\s*$", "", statement) for statement in statements)
 
 
 def open_database(target: Path | str | Database, store: str) -> Database:

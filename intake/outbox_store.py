@@ -18,7 +18,7 @@ from ulid import ULID
 
 from core.errors import GridwatchError
 from core.redact import sanitize_url
-from intake.db import Connection, transaction
+from intake.db import Connection, postgres_ddl, transaction
 from intake.sqlite import iso_utc
 from intake.webhooks import render_body
 
@@ -43,10 +43,7 @@ OUTBOX_MIGRATION: tuple[str, ...] = (
     "CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE state = 'pending'",
     "CREATE INDEX outbox_state ON outbox (state, target)",
 )
-POSTGRES_OUTBOX: tuple[str, ...] = (
-    OUTBOX_MIGRATION[0].replace(") WITHOUT ROWID", ")"),
-    *OUTBOX_MIGRATION[1:],
-)
+POSTGRES_OUTBOX = postgres_ddl(OUTBOX_MIGRATION)
 
 _EARLIER_UNDELIVERED = """EXISTS (SELECT 1 FROM outbox AS e WHERE e.target = o.target AND e.case_id = o.case_id
     AND e.seq < o.seq AND e.state != 'delivered')"""
